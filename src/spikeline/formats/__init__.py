@@ -1,0 +1,1 @@
+"""Vendor file formats: checks before reading, and writers for synthetic sessions."""

@@ -1,0 +1,307 @@
+"""SpikeGLX files: checking them before SpikeInterface reads them, and writing them (for synthetic sessions).
+
+SpikeGLX saves each stream as a flat interleaved int16 ``.bin`` and a ``key=value`` text ``.meta``. Reading is
+SpikeInterface's job (``read_spikeglx``, through neo, with the probe from probeinterface). This module adds
+what those readers do not: a clear error when a ``.meta`` is missing or disagrees with its ``.bin`` (neo
+silently trusts the file size), and a writer that produces files SpikeGLX itself would, so tests and demos
+exercise the real reader.
+
+File naming: ``<run>_g<gate>/<run>_g<gate>_imec<probe>/<run>_g<gate>_t<trigger>.imec<probe>.ap.bin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from probeinterface import Probe
+    from spikeinterface.core import BaseRecording
+
+#: Neuropixels 1.0 settings the writer uses: AP gain 500, +-0.6 V range, 10-bit ADC (imMaxInt 512).
+NP1_PART_NUMBER = "NP1000"
+NP1_NUM_READOUT_CHANNELS = 384
+NP1_AP_GAIN = 500
+NP1_LF_GAIN = 250
+NP1_AI_RANGE_MAX_V = 0.6
+NP1_MAX_INT = 512
+NP1_UV_PER_BIT = NP1_AI_RANGE_MAX_V / NP1_MAX_INT / NP1_AP_GAIN * 1e6  # 2.34375 uV
+
+REQUIRED_AP_KEYS = ("nSavedChans", "imSampRate", "fileSizeBytes", "fileName", "snsApLfSy", "imroTbl")
+
+_AP_BIN = re.compile(r"^(?P<run>.+)_g(?P<gate>\d+)_t(?P<trigger>\d+|cat)\.(?P<device>imec\d+)\.ap\.bin$")
+
+
+def read_meta(meta_path: Path) -> dict[str, str]:
+    """Parse a ``.meta`` file into a dict of strings (``~`` prefixes dropped).
+
+    Parameters
+    ----------
+    meta_path : Path
+        The ``.meta`` file.
+
+    Returns
+    -------
+    dict
+        Raw string values.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or holds no ``key=value`` lines.
+    """
+    try:
+        text = Path(meta_path).read_text(errors="replace")
+    except OSError as exc:
+        raise InputError(
+            f"cannot read SpikeGLX metadata file {meta_path}: {exc.strerror}. "
+            "Check that the file exists and that you have read permission on it."
+        ) from None
+    meta = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            meta[key.strip().lstrip("~")] = value.strip()
+    if not meta:
+        raise InputError(f"{meta_path} holds no 'key=value' lines: it is not a SpikeGLX .meta file.")
+    return meta
+
+
+@dataclass(frozen=True)
+class APStreamFiles:
+    """One checked SpikeGLX AP file pair.
+
+    Attributes
+    ----------
+    bin_path, meta_path : Path
+        The data and metadata files.
+    stream_id : str
+        SpikeInterface's stream id, e.g. ``"imec0.ap"``.
+    num_saved_channels : int
+        Channels in the file, sync channel included.
+    num_samples : int
+        Samples per channel.
+    sampling_frequency_hz : float
+        From ``imSampRate``.
+    probe_part_number : str | None
+        ``imDatPrb_pn``.
+    """
+
+    bin_path: Path
+    meta_path: Path
+    stream_id: str
+    num_saved_channels: int
+    num_samples: int
+    sampling_frequency_hz: float
+    probe_part_number: str | None
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sampling_frequency_hz
+
+
+def _int_field(meta: dict[str, str], key: str, meta_path: Path) -> int:
+    try:
+        return int(float(meta[key]))
+    except (KeyError, ValueError):
+        raise InputError(
+            f"{meta_path}: field '{key}' is missing or not a number (got {meta.get(key)!r}). "
+            "The .meta file is damaged or not from SpikeGLX; re-copy it from the acquisition machine."
+        ) from None
+
+
+def check_ap_stream(bin_path: Path) -> APStreamFiles:
+    """Check that an AP ``.bin`` has a matching, consistent ``.meta``.
+
+    Parameters
+    ----------
+    bin_path : Path
+        A ``*.ap.bin`` file.
+
+    Returns
+    -------
+    APStreamFiles
+
+    Raises
+    ------
+    InputError
+        When the ``.meta`` is missing, unreadable or incomplete, or when the ``.bin`` size disagrees with
+        ``fileSizeBytes`` / ``nSavedChans`` (a truncated copy or a wrong ``.meta``).
+    """
+    bin_path = Path(bin_path)
+    meta_path = bin_path.with_suffix(".meta")
+    if not meta_path.exists():
+        raise InputError(
+            f"{bin_path} has no metadata file: expected {meta_path.name} beside it. SpikeGLX writes a .meta "
+            "next to every .bin and spikeline needs it for the sampling rate, gains and probe geometry; copy it "
+            "from the acquisition machine into the same folder."
+        )
+    meta = read_meta(meta_path)
+    missing = [k for k in REQUIRED_AP_KEYS if k not in meta]
+    if missing:
+        raise InputError(
+            f"{meta_path} lacks required field(s) {missing}. The file is incomplete (SpikeGLX writes the "
+            "metadata when a recording stops: was it interrupted?); re-copy it from the acquisition machine."
+        )
+    num_channels = _int_field(meta, "nSavedChans", meta_path)
+    expected_bytes = _int_field(meta, "fileSizeBytes", meta_path)
+    if num_channels <= 0:
+        raise InputError(f"{meta_path}: nSavedChans={num_channels} must be a positive number of channels.")
+    try:
+        sampling_frequency_hz = float(meta["imSampRate"])
+    except ValueError:
+        sampling_frequency_hz = float("nan")
+    if not np.isfinite(sampling_frequency_hz) or sampling_frequency_hz <= 0:
+        raise InputError(f"{meta_path}: imSampRate={meta['imSampRate']!r} is not a positive sampling rate.")
+    try:
+        actual_bytes = bin_path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {bin_path}: {exc.strerror}.") from None
+    bytes_per_frame = 2 * num_channels
+    if actual_bytes != expected_bytes or actual_bytes % bytes_per_frame != 0:
+        raise InputError(
+            f"{bin_path} is {actual_bytes:,} bytes but its .meta says fileSizeBytes={expected_bytes:,} "
+            f"({num_channels} int16 channels, {bytes_per_frame} bytes per sample). The .bin is truncated or "
+            "padded (an interrupted copy?), or the .meta belongs to another file. Re-copy both files from the "
+            "acquisition machine; spikeline will not guess which samples are valid."
+        )
+    if actual_bytes == 0:
+        raise InputError(f"{bin_path} is empty (0 bytes): there is nothing to sort.")
+    device = bin_path.name.split(".")[-3] if bin_path.name.count(".") >= 3 else "imec0"
+    return APStreamFiles(
+        bin_path=bin_path,
+        meta_path=meta_path,
+        stream_id=f"{device}.ap",
+        num_saved_channels=num_channels,
+        num_samples=actual_bytes // bytes_per_frame,
+        sampling_frequency_hz=sampling_frequency_hz,
+        probe_part_number=meta.get("imDatPrb_pn"),
+    )
+
+
+def np1_probe(num_channels: int) -> "Probe":
+    """A Neuropixels 1.0 probe restricted to its first ``num_channels`` readout channels (bank 0).
+
+    Parameters
+    ----------
+    num_channels : int
+        1 to 384.
+
+    Returns
+    -------
+    probeinterface.Probe
+        Geometry as probeinterface builds it from its catalogue (what the SpikeGLX reader attaches).
+    """
+    from probeinterface.neuropixels_tools import build_neuropixels_probe
+
+    if not 1 <= num_channels <= NP1_NUM_READOUT_CHANNELS:
+        raise ValueError(f"num_channels must be in 1..{NP1_NUM_READOUT_CHANNELS}, got {num_channels}")
+    probe = build_neuropixels_probe(probe_part_number=NP1_PART_NUMBER).get_slice(np.arange(num_channels))
+    probe.set_device_channel_indices(np.arange(num_channels))
+    return probe
+
+
+def ap_bin_path(folder: Path, run_name: str, probe_index: int = 0, gate: int = 0, trigger: int = 0) -> Path:
+    """Where SpikeGLX puts an AP file: ``folder/<run>_g0/<run>_g0_imec0/<run>_g0_t0.imec0.ap.bin``."""
+    gate_dir = Path(folder) / f"{run_name}_g{gate}"
+    probe_dir = gate_dir / f"{run_name}_g{gate}_imec{probe_index}"
+    return probe_dir / f"{run_name}_g{gate}_t{trigger}.imec{probe_index}.ap.bin"
+
+
+def _np1_meta_lines(bin_path: Path, num_channels: int, num_samples: int, sampling_frequency_hz: float,
+                    positions_um: np.ndarray, sha1: str, file_bytes: int) -> list[str]:
+    imro = "".join(f"({c} 0 0 {NP1_AP_GAIN} {NP1_LF_GAIN} 1)" for c in range(NP1_NUM_READOUT_CHANNELS))
+    chan_map = "".join(f"(AP{c};{c}:{c})" for c in range(num_channels)) + f"(SY0;{NP1_NUM_READOUT_CHANNELS}:{num_channels})"
+    # snsGeomMap: x within the shank (left edge reference) and y, for the saved AP channels
+    x_offset = 11.0 - positions_um[:, 0].min() if num_channels > 2 else 0.0
+    geom = "".join(f"(0:{x + x_offset:g}:{y:g}:1)" for x, y in positions_um)
+    return [
+        f"acqApLfSy={NP1_NUM_READOUT_CHANNELS},{NP1_NUM_READOUT_CHANNELS},1",
+        "appVersion=20240129",
+        "fileCreateTime=2026-01-01T12:00:00",
+        f"fileName={bin_path.as_posix()}",
+        f"fileSHA1={sha1}",
+        f"fileSizeBytes={file_bytes}",
+        f"fileTimeSecs={num_samples / sampling_frequency_hz:.6f}",
+        "firstSample=0",
+        "gateMode=Immediate",
+        f"imAiRangeMax={NP1_AI_RANGE_MAX_V}",
+        f"imAiRangeMin={-NP1_AI_RANGE_MAX_V}",
+        "imDatPrb_dock=1",
+        f"imDatPrb_pn={NP1_PART_NUMBER}",
+        "imDatPrb_port=1",
+        "imDatPrb_slot=2",
+        "imDatPrb_sn=18005100000",
+        "imDatPrb_type=0",
+        f"imMaxInt={NP1_MAX_INT}",
+        f"imSampRate={sampling_frequency_hz:g}",
+        "imTrgRising=1",
+        "imTrgSource=0",
+        f"nSavedChans={num_channels + 1}",
+        f"snsApLfSy={num_channels},0,1",
+        f"snsSaveChanSubset=0:{num_channels - 1},{NP1_NUM_READOUT_CHANNELS}",
+        "syncImInputSlot=2",
+        "syncSourceIdx=0",
+        "syncSourcePeriod=1",
+        "trigMode=Immediate",
+        "typeImEnabled=1",
+        "typeThis=imec",
+        f"~imroTbl=(0,{NP1_NUM_READOUT_CHANNELS}){imro}",
+        f"~snsChanMap=({NP1_NUM_READOUT_CHANNELS},0,1){chan_map}",
+        f"~snsGeomMap=({NP1_PART_NUMBER},1,0,70){geom}",
+    ]
+
+
+def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_duration_s: float = 5.0) -> Path:
+    """Write a recording as a SpikeGLX Neuropixels 1.0 AP stream (``.ap.bin`` + ``.ap.meta``).
+
+    The traces (in microvolts) are stored as int16 at the NP1.0 AP gain of 500 (2.34375 uV per bit), followed
+    by a sync channel carrying a 1 Hz square wave on bit 6, as SpikeGLX saves it.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        Single-segment recording in microvolts whose channels are the first N readout channels of an NP1.0
+        probe (see :func:`np1_probe`).
+    bin_path : Path
+        Target ``*.ap.bin`` path (see :func:`ap_bin_path`); parent folders are created.
+    chunk_duration_s : float, default: 5.0
+        Seconds written per chunk (memory stays bounded).
+
+    Returns
+    -------
+    Path
+        ``bin_path``.
+    """
+    if recording.get_num_segments() != 1:
+        raise ValueError("write_np1_ap_stream writes one segment (one SpikeGLX file); split the recording first")
+    bin_path = Path(bin_path)
+    bin_path.parent.mkdir(parents=True, exist_ok=True)
+    num_channels = recording.get_num_channels()
+    num_samples = recording.get_num_samples()
+    fs = recording.sampling_frequency
+    chunk = max(1, int(chunk_duration_s * fs))
+    sha1 = hashlib.sha1()
+    with open(bin_path, "wb") as f:
+        for start in range(0, num_samples, chunk):
+            stop = min(start + chunk, num_samples)
+            traces_uv = recording.get_traces(start_frame=start, end_frame=stop, return_in_uV=False)
+            counts = np.clip(np.round(traces_uv / NP1_UV_PER_BIT), -NP1_MAX_INT, NP1_MAX_INT - 1)
+            sync = ((np.arange(start, stop) // int(fs / 2)) % 2 * 64).astype("int16")
+            block = np.empty((stop - start, num_channels + 1), dtype="int16")
+            block[:, :num_channels] = counts
+            block[:, num_channels] = sync
+            data = block.tobytes()
+            sha1.update(data)
+            f.write(data)
+    lines = _np1_meta_lines(bin_path, num_channels, num_samples, fs, recording.get_channel_locations(),
+                            sha1.hexdigest().upper(), bin_path.stat().st_size)
+    bin_path.with_suffix(".meta").write_text("\n".join(lines) + "\n")
+    return bin_path

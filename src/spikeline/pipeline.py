@@ -1,0 +1,162 @@
+"""The pipeline, as a table of contents.
+
+``run_pipeline`` takes a data folder to a results folder:
+
+1. dispatch     find the streams and write one job per stream          (:mod:`spikeline.steps.dispatch`)
+2. preprocess   phase shift, highpass, bad channels, CMR               (:mod:`spikeline.steps.preprocess`)
+3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
+4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
+5. curate       deduplicate, flag default_qc                           (:mod:`spikeline.steps.curate`)
+
+Steps 2-5 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
+the same parameters and inputs. A stream that fails or is skipped never stops the others.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import PipelineConfig, build_config
+from .errors import InputError, SpikelineError, StepFailed
+from .layout import ResultsLayout
+from .provenance import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_processing_json
+from .steps import STEPS, StepContext, execute_step
+from .steps import dispatch
+from .steps.base import default_progress_bar
+
+logger = logging.getLogger("spikeline")
+
+
+@dataclass
+class StreamResult:
+    """How one stream ended."""
+
+    stream: str
+    status: str
+    reason: str | None = None
+    steps_run: list[str] = field(default_factory=list)
+    steps_reused: list[str] = field(default_factory=list)
+    num_units: int | None = None
+    num_units_passing_qc: int | None = None
+    log: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did, stream by stream."""
+
+    results_dir: Path
+    streams: list[StreamResult]
+    problems: list[dict[str, str]]
+
+    @property
+    def ok(self) -> bool:
+        """True when no stream failed and dispatch found no unusable file."""
+        return not self.problems and all(s.status != STATUS_FAILED for s in self.streams)
+
+
+def job_kwargs(config: PipelineConfig) -> dict[str, Any]:
+    """SpikeInterface job kwargs from the ``job`` section (passed explicitly, never set globally)."""
+    progress = config.job.progress_bar if config.job.progress_bar is not None else default_progress_bar()
+    n_jobs = config.job.n_jobs if config.job.n_jobs > 0 else (os.cpu_count() or 1)
+    return {"n_jobs": n_jobs, "chunk_duration": f"{config.job.chunk_duration_s}s", "progress_bar": progress}
+
+
+def check_locations(data_dir: Path, results_dir: Path) -> None:
+    """Refuse a results folder inside the raw data folder (raw data folders are never written to)."""
+    data_dir, results_dir = data_dir.resolve(), results_dir.resolve()
+    if results_dir == data_dir or data_dir in results_dir.parents:
+        raise InputError(
+            f"the results folder {results_dir} is inside the data folder {data_dir}; spikeline never writes into "
+            "raw data folders. Choose a results folder outside it."
+        )
+
+
+@contextmanager
+def results_lock(layout: ResultsLayout) -> Iterator[None]:
+    """Hold an exclusive lock on the results folder so two runs never interleave their writes."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SpikelineError(
+                f"results folder {layout.root} is in use by another spikeline run ({holder}). Wait for it to "
+                "finish, or choose another --results folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwargs: dict[str, Any]) -> StreamResult:
+    """Run steps 2-5 for one stream; stops at the first failed or skipping step."""
+    result = StreamResult(stream=stream, status=STATUS_OK)
+    ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
+    for step in STEPS:
+        try:
+            record = execute_step(step, ctx)
+        except StepFailed as exc:
+            logger.error("[%s] %s", stream, exc)
+            result.status, result.reason, result.log = STATUS_FAILED, f"{exc.step}: {exc.reason}", str(exc.log_path)
+            return result
+        (result.steps_reused if record.get("reused") else result.steps_run).append(step.name)
+        if record["status"] == STATUS_SKIPPED:
+            result.status, result.reason = STATUS_SKIPPED, f"{step.name}: {record.get('reason')}"
+            return result
+        outputs = record.get("outputs") or {}
+        result.num_units = outputs.get("num_units", result.num_units)
+        result.num_units_passing_qc = outputs.get("num_units_passing_qc", result.num_units_passing_qc)
+    return result
+
+
+def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None) -> RunSummary:
+    """Process every stream found under ``data_dir`` into ``results_dir``.
+
+    Parameters
+    ----------
+    data_dir : str | Path
+        A SpikeGLX session folder (never written to).
+    results_dir : str | Path
+        Where results go; rerunning with the same folder resumes and redoes only what changed.
+    config : PipelineConfig | None
+        Validated configuration; ``None`` uses the defaults.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    SpikelineError
+        Before any work, when the configuration, the sorter, the folders or the lock are not usable.
+    """
+    config = config or build_config()
+    data_dir = Path(data_dir).absolute()
+    layout = ResultsLayout(Path(results_dir))
+    check_locations(data_dir, layout.root)
+    config.spikesorting.resolved_sorter_params()  # an unknown sorter parameter fails here, before any work
+    kwargs = job_kwargs(config)
+    with results_lock(layout):
+        jobs, problems = dispatch.discover_jobs(data_dir)
+        dispatch.write_jobs(layout, data_dir, jobs, problems)
+        logger.info("dispatch: %d stream(s) to process, %d problem(s)", len(jobs), len(problems))
+        results = []
+        for job in jobs:
+            results.append(run_stream(job["stream"], layout, config, kwargs))
+            write_processing_json(layout, config.model_dump(mode="json"))
+        write_processing_json(layout, config.model_dump(mode="json"))
+    return RunSummary(results_dir=layout.root, streams=results, problems=problems)

@@ -1,0 +1,257 @@
+"""The step contract and the one function that runs any step with resume, atomic outputs and provenance.
+
+A step is a module-level :class:`Step`: a name, the upstream steps it reads, a function that returns its
+resolved parameters from the configuration, and a ``run(ctx, inputs, output)`` function that writes into
+``output`` (a temporary folder beside the final one) and returns a small dict of facts for its record.
+
+:func:`execute_step` decides whether the step must run (its record is missing, failed, or was made with other
+parameters or other inputs), runs it with a log file, moves the finished folder into place, and writes the
+record last. A stream can be skipped on purpose by raising :class:`StreamSkipped`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import PipelineConfig
+from ..errors import StepFailed
+from ..layout import ResultsLayout, temporary_sibling
+from ..provenance import (
+    DONE_STATUSES,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_RUNNING,
+    STATUS_SKIPPED,
+    atomic_write_json,
+    command_line,
+    file_sha256,
+    machine_info,
+    now_iso,
+    package_versions,
+    peak_rss_gib,
+    read_json,
+    remove_path,
+    replace_dir,
+    stable_hash,
+)
+
+logger = logging.getLogger("spikeline")
+
+JOB_INPUT = "job"
+
+
+class StreamSkipped(Exception):
+    """Raised by a step to skip the rest of the pipeline for a stream, with a reason that is recorded."""
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides its inputs.
+
+    Attributes
+    ----------
+    stream : str
+        The stream name.
+    layout : ResultsLayout
+        The results folder.
+    config : PipelineConfig
+        The validated configuration.
+    job_kwargs : dict
+        SpikeInterface job kwargs (``n_jobs``, ``chunk_duration``, ``progress_bar``).
+    """
+
+    stream: str
+    layout: ResultsLayout
+    config: PipelineConfig
+    job_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step.
+
+    Attributes
+    ----------
+    name : str
+        Step name (``preprocess``, ``sort`` ...); its output folder comes from :mod:`spikeline.layout`.
+    inputs : tuple of str
+        ``"job"`` and/or names of upstream steps whose outputs this step reads.
+    params : callable
+        ``params(config) -> dict``: the resolved parameters that define the step's result.
+    run : callable
+        ``run(ctx, inputs, output) -> dict``: does the work, writing into ``output``.
+    extra_packages : tuple of str
+        Packages whose versions are recorded besides the base ones.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    params: Callable[[PipelineConfig], dict[str, Any]]
+    run: Callable[[StepContext, dict[str, Path], Path], dict[str, Any]]
+    extra_packages: tuple[str, ...] = ()
+
+
+def _input_paths(step: Step, ctx: StepContext) -> dict[str, Path]:
+    return {
+        name: ctx.layout.job_file(ctx.stream) if name == JOB_INPUT else ctx.layout.step_output(name, ctx.stream)
+        for name in step.inputs
+    }
+
+
+def _input_keys(step: Step, ctx: StepContext, paths: dict[str, Path]) -> dict[str, str]:
+    """Identity of each input: the job file's hash, or the upstream step's key (which must be done)."""
+    keys = {}
+    for name, path in paths.items():
+        if name == JOB_INPUT:
+            keys[name] = file_sha256(path)
+            continue
+        upstream = read_json(ctx.layout.step_record(name, ctx.stream))
+        if upstream is None or upstream.get("status") != STATUS_OK or not path.exists():
+            raise RuntimeError(f"input step '{name}' has not completed for stream '{ctx.stream}'")
+        keys[name] = upstream["key"]
+    return keys
+
+
+def is_current(record: dict | None, key: str, output: Path) -> bool:
+    """True when a record says the step is done with this very key (and its output is there if it made one)."""
+    if record is None or record.get("status") not in DONE_STATUSES or record.get("key") != key:
+        return False
+    return record["status"] == STATUS_SKIPPED or output.exists()
+
+
+class _StepLog:
+    """Route log records (ours, SpikeInterface's, the sorter's, and warnings) to the step's log file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handler: logging.Handler | None = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(self.path, mode="w")
+        self.handler.setLevel(logging.DEBUG)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(self.handler)
+        # warnings raised during the step are logged (to this file) instead of printed; restored on exit
+        self.was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
+        logging.captureWarnings(True)
+        return self
+
+    def __exit__(self, *exc):
+        if not self.was_capturing:
+            logging.captureWarnings(False)
+        logging.getLogger().removeHandler(self.handler)
+        self.handler.close()
+        return False
+
+
+def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
+    """Run one step for one stream unless an identical run already completed.
+
+    Parameters
+    ----------
+    step : Step
+        The step to run.
+    ctx : StepContext
+        Stream, results folder, configuration and job kwargs.
+
+    Returns
+    -------
+    dict
+        The step record, with ``"reused": True`` when nothing was recomputed.
+
+    Raises
+    ------
+    StepFailed
+        When the step raised; its record (status ``failed``, error and traceback) and log are on disk, and no
+        partial output is left where a rerun would trust it.
+    """
+    layout = ctx.layout
+    output = layout.step_output(step.name, ctx.stream)
+    record_path = layout.step_record(step.name, ctx.stream)
+    log_path = layout.step_log(step.name, ctx.stream)
+    params = step.params(ctx.config)
+    paths = _input_paths(step, ctx)
+    input_keys = _input_keys(step, ctx, paths)
+    key = stable_hash({"step": step.name, "params": params, "inputs": input_keys})
+
+    previous = read_json(record_path)
+    if is_current(previous, key, output):
+        logger.info("[%s] %s: up to date (%s), reusing", ctx.stream, step.name, previous["status"])
+        return {**previous, "reused": True}
+
+    record: dict[str, Any] = {
+        "name": step.name,
+        "stream": ctx.stream,
+        "key": key,
+        "status": STATUS_RUNNING,
+        "parameters": params,
+        "inputs": {name: {"path": str(paths[name]), "key": input_keys[name]} for name in paths},
+        "output_location": str(output),
+        "log": str(log_path),
+        "versions": package_versions(step.extra_packages),
+        "machine": machine_info(),
+        "command": command_line(),
+        "start_date_time": now_iso(),
+    }
+    # Invalidate first: from here until the final record is written, nothing downstream trusts this step.
+    atomic_write_json(record_path, record)
+    tmp = temporary_sibling(output)
+    remove_path(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("[%s] %s: running", ctx.stream, step.name)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        with _StepLog(log_path):
+            logger.debug("step %s, stream %s, key %s, parameters %s", step.name, ctx.stream, key, params)
+            outputs = step.run(ctx, paths, tmp) or {}
+        status, reason = STATUS_OK, None
+    except StreamSkipped as exc:
+        outputs, status, reason = {}, STATUS_SKIPPED, str(exc)
+    except BaseException as exc:  # KeyboardInterrupt included: the record must say what happened
+        remove_path(tmp)
+        record.update(
+            status=STATUS_FAILED,
+            end_date_time=now_iso(),
+            duration_s=round(time.perf_counter() - t0, 3),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
+        atomic_write_json(record_path, record)
+        with open(log_path, "a") as f:
+            f.write(record["traceback"])
+        if not isinstance(exc, Exception):
+            raise
+        raise StepFailed(step.name, ctx.stream, record["error"], log_path) from exc
+
+    if status == STATUS_OK:
+        if not tmp.exists():
+            raise StepFailed(step.name, ctx.stream, "step finished without writing its output", log_path)
+        replace_dir(tmp, output)
+    else:
+        remove_path(tmp)
+        remove_path(output)
+        logger.warning("[%s] %s: stream skipped: %s", ctx.stream, step.name, reason)
+    record.update(
+        status=status,
+        reason=reason,
+        outputs=outputs,
+        end_date_time=now_iso(),
+        duration_s=round(time.perf_counter() - t0, 3),
+        cpu_time_s=round(time.process_time() - cpu0, 3),
+        peak_rss_gib=peak_rss_gib(),
+    )
+    atomic_write_json(record_path, record)
+    logger.info("[%s] %s: %s in %.1f s", ctx.stream, step.name, status, record["duration_s"])
+    return record
+
+
+def default_progress_bar() -> bool:
+    """Progress bars only when a person watches a terminal."""
+    return sys.stderr.isatty()
