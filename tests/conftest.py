@@ -1,7 +1,7 @@
 """Shared fixtures: synthetic ground-truth SpikeGLX sessions and pipeline runs on them (session-scoped, seeded).
 
 Sizes follow ../shared/reference/measured-here.md: Kilosort4 on CPU takes about 1.5-2x real time on 32 channels
-here, so the default tier sorts one 30 s recording; the demo-sized case (60 s, 16 units) is marked ``slow``.
+here, so the default tier sorts one 60 s recording (Kilosort4 found only 3-4 of 12 units on 30 s here); the demo-sized case (60 s, 16 units) is marked ``slow``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from spikeline.pipeline import run_pipeline
 from spikeline.synthetic import make_spikeglx_session
 
 #: Size of the default-tier ground-truth session.
-TEST_DURATION_S = 30.0
+TEST_DURATION_S = 60.0
 TEST_NUM_UNITS = 12
-TEST_FIRING_RATE_HZ = 15.0
+TEST_FIRING_RATE_HZ = 10.0
 
 
 def quiet_config(**sections):

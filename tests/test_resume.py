@@ -54,8 +54,8 @@ def test_changed_cmr_operator_reruns_preprocessing_and_everything_after(results_
 
 
 def test_failed_stream_is_recorded_and_does_not_stop_the_others(tmp_path):
-    """A 1-second probe crashes its sorter; the other probe of the session completes."""
-    session = make_spikeglx_session(tmp_path / "data", num_channels=32, duration_s=60.0, num_units=12, seed=7)
+    """A 1-second probe crashes Kilosort4 (non-finite whitening); the other probe of the session completes."""
+    session = make_spikeglx_session(tmp_path / "data", num_channels=32, duration_s=20.0, num_units=8, seed=7)
     from spikeinterface.core import generate_ground_truth_recording
 
     short, _ = generate_ground_truth_recording(durations=[1.0], sampling_frequency=30000.0, num_channels=32,
@@ -63,13 +63,15 @@ def test_failed_stream_is_recorded_and_does_not_stop_the_others(tmp_path):
     write_np1_ap_stream(short, ap_bin_path(session.data_dir.parent, "synthetic", probe_index=1))
     make_read_only(session.data_dir)
     results = tmp_path / "results"
-    config = quiet_config(spikesorting={"sorter": "spykingcircus2"})
+    config = quiet_config()
     summary = run_pipeline(session.data_dir, results, config)
 
     by_stream = {s.stream: s for s in summary.streams}
     assert by_stream[STREAM].status == "ok"
     failed = by_stream["block0_imec1.ap_recording1"]
     assert failed.status == "failed" and not summary.ok
+    assert failed.reason.startswith("sort: ") and "\n" not in failed.reason
+    assert (results / "provenance" / failed.stream / "sorter_spikeinterface_log.json").exists()  # sorter log kept
     layout = ResultsLayout(results)
     step = failed.reason.split(":")[0]
     record = read_json(layout.step_record(step, failed.stream))
@@ -84,3 +86,30 @@ def test_failed_stream_is_recorded_and_does_not_stop_the_others(tmp_path):
     rerun_by_stream = {s.stream: s for s in rerun.streams}
     assert rerun_by_stream[STREAM].steps_run == []
     assert step in rerun_by_stream[failed.stream].steps_run
+
+
+def test_stream_with_too_many_bad_channels_is_skipped_with_its_reason(tmp_path):
+    """Flat (dead) channels: above max_bad_channel_fraction the stream is skipped, not sorted, and says why."""
+    import numpy as np
+    from spikeinterface.core import NumpyRecording
+
+    probe = np1_probe(32)
+    rng = np.random.default_rng(0)
+    traces = rng.normal(0, 10, size=(30000 * 5, 32)).astype("float32")
+    traces[:, :20] = 0.0  # 20 of 32 channels dead
+    recording = NumpyRecording([traces], sampling_frequency=30000.0)
+    recording.set_probe(probe)
+    data = tmp_path / "raw"
+    write_np1_ap_stream(recording, ap_bin_path(data, "dead"))
+    results = tmp_path / "results"
+    summary = run_pipeline(data / "dead_g0", results, quiet_config())
+    stream = summary.streams[0]
+    assert stream.status == "skipped" and summary.ok
+    assert stream.steps_run == ["preprocess"]
+    assert "max_bad_channel_fraction=0.5" in stream.reason and "dead" in stream.reason
+    layout = ResultsLayout(results)
+    record = read_json(layout.step_record("preprocess", stream.stream))
+    assert record["status"] == "skipped" and len(record["outputs"]["bad_channel_ids"]) >= 20
+    assert not layout.step_output("preprocess", stream.stream).exists()
+    again = run_pipeline(data / "dead_g0", results, quiet_config())  # a skip is final: not redone
+    assert again.streams[0].steps_reused == ["preprocess"] and again.streams[0].steps_run == []

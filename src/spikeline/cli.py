@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .errors import SpikelineError
+from .synthetic import DEMO_DURATION_S, DEMO_NUM_CHANNELS, DEMO_NUM_UNITS
 
 
 class _OurRecords(logging.Filter):
@@ -123,9 +124,9 @@ def evaluate(results: Path, ground_truth: Path) -> None:
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("demo_output"), show_default=True)
 @click.option("--sorter", type=click.Choice(["kilosort4", "spykingcircus2"]), default="kilosort4", show_default=True)
-@click.option("--num-channels", default=32, show_default=True)
-@click.option("--duration-s", default=60.0, show_default=True)
-@click.option("--num-units", default=16, show_default=True)
+@click.option("--num-channels", default=DEMO_NUM_CHANNELS, show_default=True)
+@click.option("--duration-s", default=DEMO_DURATION_S, show_default=True)
+@click.option("--num-units", default=DEMO_NUM_UNITS, show_default=True)
 @click.option("--n-jobs", type=int, default=None, help="Worker processes (-1: all cores).")
 def demo(workdir: Path, sorter: str, num_channels: int, duration_s: float, num_units: int, n_jobs: int | None) -> None:
     """Write a synthetic SpikeGLX session, run the whole pipeline on it, and score it against ground truth."""

@@ -37,12 +37,14 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
     from spikeinterface.comparison import compare_sorter_to_ground_truth
 
     comparison = compare_sorter_to_ground_truth(gt_sorting, sorting, exhaustive_gt=True)
-    performance = comparison.get_performance()
-    well = comparison.get_well_detected_units(well_detected_score=well_detected_score)
+    performance = comparison.get_performance()  # one row per ground-truth unit
+    num_well = int((performance["accuracy"].astype(float) >= well_detected_score).sum())
+    # sorted units whose ground-truth match is well detected
+    well_sorted_units = set(comparison.get_well_detected_units(well_detected_score=well_detected_score))
     scores = {
         "num_gt_units": int(gt_sorting.get_num_units()),
-        "num_well_detected": len(well),
-        "well_detected_fraction": round(len(well) / max(1, gt_sorting.get_num_units()), 4),
+        "num_well_detected": num_well,
+        "well_detected_fraction": round(num_well / max(1, gt_sorting.get_num_units()), 4),
         "mean_accuracy": round(float(performance["accuracy"].mean()), 4),
         "mean_precision": round(float(performance["precision"].mean()), 4),
         "mean_recall": round(float(performance["recall"].mean()), 4),
@@ -52,8 +54,7 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
     }
     if "default_qc" in sorting.get_property_keys():
         passing = [u for u, ok in zip(sorting.unit_ids, sorting.get_property("default_qc")) if ok]
-        matched = comparison.hungarian_match_21
-        good = [u for u in passing if matched[u] != -1 and matched[u] in set(well)]
+        good = [u for u in passing if u in well_sorted_units]
         scores["num_units_passing_qc"] = len(passing)
         scores["qc_precision"] = round(len(good) / len(passing), 4) if passing else None
     return scores

@@ -111,6 +111,7 @@ def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwarg
             record = execute_step(step, ctx)
         except StepFailed as exc:
             logger.error("[%s] %s", stream, exc)
+            result.steps_run.append(step.name)
             result.status, result.reason, result.log = STATUS_FAILED, f"{exc.step}: {exc.reason}", str(exc.log_path)
             return result
         (result.steps_reused if record.get("reused") else result.steps_run).append(step.name)

@@ -17,6 +17,11 @@ from .layout import safe_name, stream_name
 
 GROUND_TRUTH_INFO = "ground_truth.json"
 
+#: The demo session (``spikeline demo`` / ``make demo``): sized for Kilosort4 on a 2-core CPU (about 3 minutes).
+DEMO_NUM_CHANNELS = 32
+DEMO_DURATION_S = 60.0
+DEMO_NUM_UNITS = 16
+
 
 @dataclass(frozen=True)
 class SyntheticSession:

@@ -12,6 +12,7 @@ record last. A stream can be skipped on purpose by raising :class:`StreamSkipped
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -47,7 +48,19 @@ JOB_INPUT = "job"
 
 
 class StreamSkipped(Exception):
-    """Raised by a step to skip the rest of the pipeline for a stream, with a reason that is recorded."""
+    """Raised by a step to skip the rest of the pipeline for a stream, with a reason that is recorded.
+
+    Parameters
+    ----------
+    reason : str
+        Why, in one sentence; shown to the user and kept in the step record.
+    outputs : dict | None
+        Facts the step established before deciding (recorded like a finished step's outputs).
+    """
+
+    def __init__(self, reason: str, outputs: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.outputs = outputs or {}
 
 
 @dataclass
@@ -137,7 +150,10 @@ class _StepLog:
         self.handler = logging.FileHandler(self.path, mode="w")
         self.handler.setLevel(logging.DEBUG)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(self.handler)
+        root = logging.getLogger()
+        root.addHandler(self.handler)
+        self.root_level = root.level
+        root.setLevel(logging.DEBUG)  # the file gets everything; console handlers keep their own levels
         # warnings raised during the step are logged (to this file) instead of printed; restored on exit
         self.was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
         logging.captureWarnings(True)
@@ -146,7 +162,9 @@ class _StepLog:
     def __exit__(self, *exc):
         if not self.was_capturing:
             logging.captureWarnings(False)
-        logging.getLogger().removeHandler(self.handler)
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        root.setLevel(self.root_level)
         self.handler.close()
         return False
 
@@ -213,7 +231,7 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
             outputs = step.run(ctx, paths, tmp) or {}
         status, reason = STATUS_OK, None
     except StreamSkipped as exc:
-        outputs, status, reason = {}, STATUS_SKIPPED, str(exc)
+        outputs, status, reason = exc.outputs, STATUS_SKIPPED, str(exc)
     except BaseException as exc:  # KeyboardInterrupt included: the record must say what happened
         remove_path(tmp)
         record.update(
@@ -228,7 +246,7 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
             f.write(record["traceback"])
         if not isinstance(exc, Exception):
             raise
-        raise StepFailed(step.name, ctx.stream, record["error"], log_path) from exc
+        raise StepFailed(step.name, ctx.stream, short_reason(exc), log_path) from exc
 
     if status == STATUS_OK:
         if not tmp.exists():
@@ -250,6 +268,18 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     atomic_write_json(record_path, record)
     logger.info("[%s] %s: %s in %.1f s", ctx.stream, step.name, status, record["duration_s"])
     return record
+
+
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception): ")
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for summaries: the innermost ``XxxError: message`` line of a (possibly multi-line) error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.match(line)]
+    text = errors[-1] if errors else (lines[0] if lines else "")
+    text = text if _ERROR_LINE.match(text) else f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def default_progress_bar() -> bool:

@@ -60,6 +60,21 @@ def find_spikeglx_ap_files(data_dir: Path) -> tuple[list[APStreamFiles], list[di
     return streams, problems
 
 
+#: SpikeGLX streams that are found but not sorted, by file-name suffix.
+NOT_SORTED = {".lf.bin": "LF band (not sorted)", ".nidq.bin": "NI-DAQ auxiliary channels (not sorted)",
+              ".obx.bin": "OneBox ADC channels (not sorted)"}
+
+
+def find_unsorted_streams(data_dir: Path) -> list[dict[str, str]]:
+    """SpikeGLX files that dispatch leaves out on purpose, with the reason (reported, never an error)."""
+    found = []
+    for path in sorted(data_dir.rglob("*.bin")):
+        reason = next((r for suffix, r in NOT_SORTED.items() if path.name.endswith(suffix)), None)
+        if reason:
+            found.append({"path": str(path), "reason": reason})
+    return found
+
+
 def _jobs_for_folder(folder: Path, stream_id: str, files: list[APStreamFiles], session: str) -> list[dict]:
     """Open one AP stream with SpikeInterface and make one job per segment (gate/trigger)."""
     import spikeinterface.extractors as se
@@ -147,6 +162,7 @@ def write_jobs(layout: ResultsLayout, data_dir: Path, jobs: list[dict], problems
             for job in jobs
         ],
         "problems": problems,
+        "not_sorted": find_unsorted_streams(Path(data_dir)),
     })
     for problem in problems:
         logger.error("dispatch: %s", problem["error"])

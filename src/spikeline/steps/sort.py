@@ -88,6 +88,16 @@ def _keep_sorter_logs(work: Path, destination: Path) -> None:
             shutil.copy(source, destination / f"sorter_{Path(name).name}")
 
 
+def _compute_device(sorter: str, kwargs: dict[str, Any]) -> str:
+    """Where the sorter ran: ``cuda`` or ``cpu`` for Kilosort4 (torch), ``cpu`` for the others."""
+    if sorter != "kilosort4":
+        return "cpu"
+    import torch
+
+    requested = kwargs.get("torch_device", "auto")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else str(requested)
+
+
 def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, Any]:
     import spikeinterface as si
     import spikeinterface.sorters as ss
@@ -101,7 +111,7 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     )
     if drift_off_reason:
         logger.info("%s drift correction off: %s", p["sorter"], drift_off_reason)
-    work = temporary_sibling(output, "sorter")
+    work = temporary_sibling(ctx.layout.step_output("sort", ctx.stream), "sorter")
     remove_path(work)
     try:
         try:
@@ -117,6 +127,7 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     finally:
         remove_path(work)
     return {
+        "device": _compute_device(p["sorter"], kwargs),
         "sorter": p["sorter"],
         "sorter_version": log.get("sorter_version"),
         "sorter_run_time_s": log.get("run_time"),
