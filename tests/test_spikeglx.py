@@ -97,7 +97,7 @@ def test_dispatch_keeps_good_streams_and_reports_bad_ones(tmp_path):
 
 def test_dispatch_on_folder_without_spikeglx(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing to sort")
-    with pytest.raises(InputError, match="no SpikeGLX AP stream"):
+    with pytest.raises(InputError, match=r"no recording was found under .*SpikeGLX \*\.ap\.bin"):
         discover_jobs(tmp_path)
     with pytest.raises(InputError, match="does not exist"):
         discover_jobs(tmp_path / "missing")

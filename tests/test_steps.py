@@ -12,7 +12,7 @@ from conftest import quiet_config
 from spikeline.layout import ResultsLayout
 from spikeline.pipeline import job_kwargs
 from spikeline.steps import STEPS, StepContext, execute_step
-from spikeline.steps.dispatch import discover_jobs, write_jobs
+from spikeline.steps.dispatch import plan_sessions, write_jobs
 from spikeline.synthetic import make_spikeglx_session
 
 STEP_BY_NAME = {step.name: step for step in STEPS}
@@ -23,11 +23,11 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     session = make_spikeglx_session(root, num_channels=16, duration_s=10.0, num_units=5, seed=3)
     layout = ResultsLayout(root / "results")
-    jobs, problems = discover_jobs(session.data_dir)
-    assert not problems
-    write_jobs(layout, session.data_dir, jobs, problems)
     config = quiet_config(spikesorting={"sorter": "spykingcircus2"})
-    ctx = StepContext(stream=jobs[0]["stream"], layout=layout, config=config, job_kwargs=job_kwargs(config))
+    (plan,) = plan_sessions(session.data_dir, config.dispatch)
+    assert not plan.problems
+    write_jobs(layout, session.data_dir, plan)
+    ctx = StepContext(stream=plan.jobs[0]["stream"], layout=layout, config=config, job_kwargs=job_kwargs(config))
     return session, ctx
 
 

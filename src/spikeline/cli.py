@@ -30,22 +30,51 @@ def _configure_console(verbose: bool) -> None:
     root.addHandler(handler)
 
 
-def _overrides(sorter: str | None, n_jobs: int | None) -> dict:
+def _overrides(sorter: str | None = None, n_jobs: int | None = None, **dispatch) -> dict:
+    """Configuration overrides from CLI flags (flags left unset do not override the file)."""
     overrides: dict = {}
     if sorter is not None:
         overrides["spikesorting"] = {"sorter": sorter}
     if n_jobs is not None:
         overrides["job"] = {"n_jobs": n_jobs}
+    dispatch = {key: value for key, value in dispatch.items() if value is not None}
+    if dispatch:
+        overrides["dispatch"] = dispatch
     return overrides
+
+
+def _dispatch_options(command):
+    """The dispatch flags shared by `run` and `discover`."""
+    options = [
+        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "nwb"]), default=None,
+                     help="Input format (default: auto, which detects every supported format)."),
+        click.option("--split-segments/--no-split-segments", default=None,
+                     help="One job per segment (default), or concatenate segments."),
+        click.option("--split-groups/--no-split-groups", default=None,
+                     help="One job per shank of multi-shank probes (default: off)."),
+        click.option("--debug", is_flag=True, default=None, help="Clip every stream to --debug-duration seconds."),
+        click.option("--debug-duration", "debug_duration_s", type=float, default=None,
+                     help="Seconds kept per stream with --debug (default 30)."),
+        click.option("--min-duration", "min_duration_s", type=float, default=None,
+                     help="Skip streams shorter than this many seconds (reason recorded)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _dispatch_kwargs(input_format, split_segments, split_groups, debug, debug_duration_s, min_duration_s) -> dict:
+    return {"input": input_format, "split_segments": split_segments, "split_groups": split_groups,
+            "debug": debug, "debug_duration_s": debug_duration_s, "min_duration_s": min_duration_s}
 
 
 def _print_summary(summary, elapsed_s: float) -> None:
     click.echo("")
-    click.echo(f"{'stream':<34} {'status':<8} {'units':>5} {'pass QC':>7}  steps run / reused")
+    click.echo(f"{'session':<24} {'stream':<34} {'status':<8} {'units':>5} {'pass QC':>7}  steps run / reused")
     for s in summary.streams:
         units = "-" if s.num_units is None else s.num_units
         passing = "-" if s.num_units_passing_qc is None else s.num_units_passing_qc
-        click.echo(f"{s.stream:<34} {s.status:<8} {units:>5} {passing:>7}  "
+        click.echo(f"{s.session:<24} {s.stream:<34} {s.status:<8} {units:>5} {passing:>7}  "
                    f"{','.join(s.steps_run) or '-'} / {','.join(s.steps_reused) or '-'}")
         if s.reason:
             click.echo(f"    reason: {s.reason}" + (f" (log: {s.log})" if s.log else ""))
@@ -83,14 +112,49 @@ def main(verbose: bool) -> None:
 @click.option("--n-jobs", type=int, default=None, help="Worker processes (-1: all cores).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="YAML configuration file.")
-def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, config_file: Path | None) -> None:
-    """Sort every stream under DATA_DIR into RESULTS (resumes: only what changed is redone)."""
+@_dispatch_options
+def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, config_file: Path | None,
+        **dispatch) -> None:
+    """Sort every stream of every session under DATA_DIR into RESULTS (resumes: only what changed is redone).
+
+    DATA_DIR may be one session (results go to RESULTS) or a tree of sessions at any depth (results go to
+    RESULTS/<session>).
+    """
     try:
-        summary = _run(data_dir, results, config_file, _overrides(sorter, n_jobs))
+        summary = _run(data_dir, results, config_file, _overrides(sorter, n_jobs, **_dispatch_kwargs(**dispatch)))
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
     if not summary.ok:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML configuration file (its dispatch section applies).")
+@_dispatch_options
+def discover(data_dir: Path, config_file: Path | None, **dispatch) -> None:
+    """List the sessions and streams under DATA_DIR, and what will be skipped and why, without running anything."""
+    from .config import load_config
+    from .steps.dispatch import plan_sessions
+
+    try:
+        config = load_config(config_file, _overrides(**_dispatch_kwargs(**dispatch)))
+        plans = plan_sessions(data_dir, config.dispatch)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'session':<28} {'format':<9} {'stream':<40} {'duration_s':>10} {'channels':>8}  probe")
+    for plan in plans:
+        for job in plan.jobs:
+            click.echo(f"{plan.name:<28} {plan.format:<9} {job['stream']:<40} {job['duration_s']:>10.1f} "
+                       f"{job['num_channels']:>8}  {job['probe_part_number'] or '-'}")
+        for item in plan.not_sorted:
+            click.echo(f"{plan.name:<28} {plan.format:<9} skipped: {item['path']}: {item['reason']}")
+        for problem in plan.problems:
+            click.echo(f"{plan.name:<28} {plan.format:<9} PROBLEM: {problem['error']}")
+    num_jobs = sum(len(p.jobs) for p in plans)
+    num_problems = sum(len(p.problems) for p in plans)
+    click.echo(f"\n{len(plans)} session(s), {num_jobs} stream(s) to sort, {num_problems} problem(s)")
 
 
 @main.command()
@@ -148,13 +212,15 @@ def demo(workdir: Path, sorter: str, num_channels: int, duration_s: float, num_u
         click.echo(f"  {stream}: {s['num_well_detected']} of {s['num_gt_units']} ground-truth units well detected "
                    f"(accuracy >= 0.8); {s['num_units']} units found, {s.get('num_units_passing_qc')} pass "
                    f"default_qc, {s['num_false_positive_units']} false positive")
-    stream = summary.streams[0].stream if summary.streams else "<stream>"
+    first = summary.streams[0] if summary.streams else None
+    stream = first.stream if first else "<stream>"
+    session_dir = summary.session_dirs.get(first.session, results) if first else results
     click.echo(f"""
 load the results in Python (from any folder):
     import spikeinterface as si
-    recording = si.load("{(results / 'preprocessed' / stream).absolute()}")
-    sorting   = si.load("{(results / 'curated' / stream).absolute()}")   # default_qc, qc_fail_reasons, metrics
-    analyzer  = si.load("{(results / 'postprocessed' / stream).absolute()}")
+    recording = si.load("{(session_dir / 'preprocessed' / stream).absolute()}")
+    sorting   = si.load("{(session_dir / 'curated' / stream).absolute()}")   # default_qc, qc_fail_reasons, metrics
+    analyzer  = si.load("{(session_dir / 'postprocessed' / stream).absolute()}")
     analyzer.get_extension("quality_metrics").get_data()""")
     if not summary.ok:
         sys.exit(1)

@@ -60,6 +60,21 @@ class JobParams(_Section):
         return value
 
 
+class DispatchParams(_Section):
+    """Which inputs become which jobs (AIND job-dispatch names)."""
+
+    input: Literal["auto", "spikeglx", "nwb"] = Field(
+        "auto", description="Input format; 'auto' finds every supported format under the data folder."
+    )
+    split_segments: bool = Field(
+        True, description="One job per segment (gate/trigger, recording); otherwise segments are concatenated."
+    )
+    split_groups: bool = Field(False, description="One job per channel group (shank) of multi-shank probes.")
+    debug: bool = Field(False, description="Clip every stream to debug_duration_s (quick test runs).")
+    debug_duration_s: float = Field(30.0, gt=0, description="Length of each stream in debug mode, in seconds.")
+    min_duration_s: float = Field(0.0, ge=0, description="Skip streams shorter than this, with a recorded reason.")
+
+
 class PreprocessingParams(_Section):
     """Phase shift, filtering, bad-channel removal and common referencing (AIND pipeline names)."""
 
@@ -243,6 +258,7 @@ class PipelineConfig(_Section):
     """The whole configuration; every section has defaults."""
 
     job: JobParams = Field(default_factory=JobParams)
+    dispatch: DispatchParams = Field(default_factory=DispatchParams)
     preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams)
     spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams)
     postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams)

@@ -2,7 +2,7 @@
 
 ``run_pipeline`` takes a data folder to a results folder:
 
-1. dispatch     find the streams and write one job per stream          (:mod:`spikeline.steps.dispatch`)
+1. dispatch     find sessions and streams, write one job per stream    (:mod:`spikeline.steps.dispatch`)
 2. preprocess   phase shift, highpass, bad channels, CMR               (:mod:`spikeline.steps.preprocess`)
 3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
@@ -37,6 +37,7 @@ logger = logging.getLogger("spikeline")
 class StreamResult:
     """How one stream ended."""
 
+    session: str
     stream: str
     status: str
     reason: str | None = None
@@ -54,6 +55,7 @@ class RunSummary:
     results_dir: Path
     streams: list[StreamResult]
     problems: list[dict[str, str]]
+    session_dirs: dict[str, Path] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -102,9 +104,10 @@ def results_lock(layout: ResultsLayout) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwargs: dict[str, Any]) -> StreamResult:
+def run_stream(session: str, stream: str, layout: ResultsLayout, config: PipelineConfig,
+               kwargs: dict[str, Any]) -> StreamResult:
     """Run steps 2-5 for one stream; stops at the first failed or skipping step."""
-    result = StreamResult(stream=stream, status=STATUS_OK)
+    result = StreamResult(session=session, stream=stream, status=STATUS_OK)
     ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
     for step in STEPS:
         try:
@@ -124,15 +127,23 @@ def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwarg
     return result
 
 
+def session_layouts(results_dir: Path, data_dir: Path, plans: list[dispatch.SessionPlan]) -> dict[str, ResultsLayout]:
+    """Where each session's results go: RESULTS_DIR itself when DATA_DIR is one session, else RESULTS_DIR/<session>."""
+    if len(plans) == 1 and plans[0].path == data_dir:
+        return {plans[0].name: ResultsLayout(results_dir)}
+    return {plan.name: ResultsLayout(results_dir / plan.name) for plan in plans}
+
+
 def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None) -> RunSummary:
-    """Process every stream found under ``data_dir`` into ``results_dir``.
+    """Process every stream of every session found under ``data_dir`` into ``results_dir``.
 
     Parameters
     ----------
     data_dir : str | Path
-        A SpikeGLX session folder (never written to).
+        A session folder, a folder of session folders at any depth, or an NWB file (never written to).
     results_dir : str | Path
-        Where results go; rerunning with the same folder resumes and redoes only what changed.
+        Where results go (one sub-folder per session when ``data_dir`` holds several); rerunning with the same
+        folder resumes and redoes only what changed.
     config : PipelineConfig | None
         Validated configuration; ``None`` uses the defaults.
 
@@ -147,17 +158,24 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
     """
     config = config or build_config()
     data_dir = Path(data_dir).absolute()
-    layout = ResultsLayout(Path(results_dir))
-    check_locations(data_dir, layout.root)
+    results_dir = Path(results_dir).absolute()
+    check_locations(data_dir, results_dir)
     config.spikesorting.resolved_sorter_params()  # an unknown sorter parameter fails here, before any work
     kwargs = job_kwargs(config)
-    with results_lock(layout):
-        jobs, problems = dispatch.discover_jobs(data_dir)
-        dispatch.write_jobs(layout, data_dir, jobs, problems)
-        logger.info("dispatch: %d stream(s) to process, %d problem(s)", len(jobs), len(problems))
-        results = []
-        for job in jobs:
-            results.append(run_stream(job["stream"], layout, config, kwargs))
-            write_processing_json(layout, config.model_dump(mode="json"))
-        write_processing_json(layout, config.model_dump(mode="json"))
-    return RunSummary(results_dir=layout.root, streams=results, problems=problems)
+    config_dump = config.model_dump(mode="json")
+    plans = dispatch.plan_sessions(data_dir, config.dispatch)
+    layouts = session_layouts(results_dir, data_dir, plans)
+    results, problems = [], []
+    with results_lock(ResultsLayout(results_dir)):
+        for plan in plans:
+            layout = layouts[plan.name]
+            dispatch.write_jobs(layout, data_dir, plan)
+            problems.extend(plan.problems)
+            logger.info("session %s (%s): %d stream(s) to process, %d problem(s), %d not sorted", plan.name,
+                        plan.format, len(plan.jobs), len(plan.problems), len(plan.not_sorted))
+            for job in plan.jobs:
+                results.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
+                write_processing_json(layout, config_dump)
+            write_processing_json(layout, config_dump)
+    return RunSummary(results_dir=results_dir, streams=results, problems=problems,
+                      session_dirs={name: layout.root for name, layout in layouts.items()})

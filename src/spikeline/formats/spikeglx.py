@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
+from . import StreamCandidate
 
 if TYPE_CHECKING:
     from probeinterface import Probe
@@ -35,9 +36,6 @@ NP1_MAX_INT = 512
 NP1_UV_PER_BIT = NP1_AI_RANGE_MAX_V / NP1_MAX_INT / NP1_AP_GAIN * 1e6  # 2.34375 uV
 
 REQUIRED_AP_KEYS = ("nSavedChans", "imSampRate", "fileSizeBytes", "fileName", "snsApLfSy", "imroTbl")
-
-_AP_BIN = re.compile(r"^(?P<run>.+)_g(?P<gate>\d+)_t(?P<trigger>\d+|cat)\.(?P<device>imec\d+)\.ap\.bin$")
-
 
 def read_meta(meta_path: Path) -> dict[str, str]:
     """Parse a ``.meta`` file into a dict of strings (``~`` prefixes dropped).
@@ -305,3 +303,94 @@ def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_durati
                             sha1.hexdigest().upper(), bin_path.stat().st_size)
     bin_path.with_suffix(".meta").write_text("\n".join(lines) + "\n")
     return bin_path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding and opening sessions
+# --------------------------------------------------------------------------------------------------------------
+_GATE_FOLDER = re.compile(r"_g\d+$")
+
+#: SpikeGLX streams found but not sorted, by file-name suffix.
+NOT_SORTED = {".lf.bin": "LF band (not sorted)", ".nidq.bin": "NI-DAQ auxiliary channels (not sorted)",
+              ".obx.bin": "OneBox ADC channels (not sorted)"}
+
+
+def session_root(path: Path, data_dir: Path) -> Path:
+    """The session folder of a SpikeGLX file below ``data_dir``: the nearest ``<run>_g<N>`` folder, else the probe
+    folder's parent (for ``*_imec<N>`` folders), else the file's own folder."""
+    for parent in path.parents:
+        if _GATE_FOLDER.search(parent.name):
+            return parent
+        if parent == data_dir:
+            break
+    folder = path.parent
+    return folder.parent if re.search(r"_imec\d+$", folder.name) and folder != data_dir else folder
+
+
+def find_sessions(data_dir: Path) -> list[Path]:
+    """Every SpikeGLX session folder under ``data_dir`` (any depth), found from its AP files."""
+    files = list(data_dir.rglob("*.ap.bin")) + list(data_dir.rglob("*.ap.meta"))
+    return sorted({session_root(f, data_dir) for f in files})
+
+
+def unsorted_files(session_dir: Path) -> list[dict[str, str]]:
+    """SpikeGLX files left out on purpose, with the reason (reported, never an error)."""
+    found = []
+    for path in sorted(session_dir.rglob("*.bin")):
+        reason = next((r for suffix, r in NOT_SORTED.items() if path.name.endswith(suffix)), None)
+        if reason:
+            found.append({"path": str(path), "reason": reason})
+    return found
+
+
+def open_session(session_dir: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+    """Check and open every AP stream of one SpikeGLX session.
+
+    Parameters
+    ----------
+    session_dir : Path
+        A session folder (see :func:`find_sessions`).
+
+    Returns
+    -------
+    candidates : list of StreamCandidate
+    problems : list of dict
+        ``{"path", "error"}`` for each unusable file or stream; the others are still returned.
+    not_sorted : list of dict
+        LF, NIDQ and OneBox files, left out on purpose, with the reason.
+    """
+    import spikeinterface.extractors as se
+
+    checked, problems = [], []
+    for bin_path in sorted(session_dir.rglob("*.ap.bin")):
+        try:
+            checked.append(check_ap_stream(bin_path))
+        except InputError as exc:
+            problems.append({"path": str(bin_path), "error": str(exc)})
+    for meta_path in sorted(session_dir.rglob("*.ap.meta")):
+        if not meta_path.with_suffix(".bin").exists():
+            problems.append({
+                "path": str(meta_path),
+                "error": f"{meta_path} has no data file: expected {meta_path.with_suffix('.bin').name} beside it. "
+                "Copy the .bin from the acquisition machine, or remove the stray .meta.",
+            })
+    groups: dict[tuple[Path, str], list[APStreamFiles]] = {}
+    for files in checked:
+        groups.setdefault((files.bin_path.parent, files.stream_id), []).append(files)
+    candidates = []
+    for (folder, stream_id), files in sorted(groups.items()):
+        try:
+            recording = se.read_spikeglx(folder, stream_id=stream_id)
+            if not recording.has_probe():
+                raise InputError("no probe geometry could be read: check imroTbl and imDatPrb_pn in its .meta")
+        except Exception as exc:  # one unreadable stream must not stop the others
+            problems.append({"path": str(folder), "error": f"cannot open SpikeGLX stream {stream_id} in {folder}: {exc}"})
+            continue
+        candidates.append(StreamCandidate(
+            stream_id=stream_id,
+            recording=recording,
+            block_index=0,
+            files=[p for f in files for p in (f.bin_path, f.meta_path)],
+            probe_part_number=files[0].probe_part_number,
+        ))
+    return candidates, problems, unsorted_files(session_dir)

@@ -1,8 +1,13 @@
-"""Dispatch: find the streams under a data folder and write one job per stream.
+"""Dispatch: find the sessions and streams under a data folder and write one job per stream.
 
-For now the data folder is one SpikeGLX session. Every ``*.ap.bin`` is checked against its ``.meta`` before
-SpikeInterface opens it; LF, NIDQ, SYNC and OneBox streams are not sorted. A stream whose files are unusable
-becomes a *problem* with a message that names the file and says what to do; the other streams still run.
+Sessions are found at any depth: a SpikeGLX ``<run>_g<N>`` folder (or a folder of ``.ap.bin``/``.ap.meta``
+files), an NWB file. Each session is named by its path relative to the data folder. Every stream is checked
+before it is opened; an unusable file becomes a *problem* whose message names the file and says what to do,
+and the other streams still run. Streams left out on purpose (LF, NIDQ, SYNC, OneBox, series below 10 kHz,
+shorter than ``min_duration_s``) are listed with their reason.
+
+Fan-out: one job per block x stream x segment (``split_segments``; otherwise segments are concatenated) and,
+with ``split_groups``, per channel group (shank). ``debug`` clips every job to ``debug_duration_s``.
 
 Each job (``jobs/<stream>.json``) holds a SpikeInterface recording recipe (``to_dict``, absolute paths to the
 raw files) plus fingerprints of those files, so a changed raw file changes the job and everything after it.
@@ -12,15 +17,48 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import DispatchParams
 from ..errors import InputError
-from ..formats.spikeglx import APStreamFiles, check_ap_stream
+from ..formats import StreamCandidate, nwb, spikeglx
 from ..layout import ResultsLayout, safe_name, stream_name
 from ..provenance import atomic_write_json, file_fingerprint, now_iso, read_json
 
 logger = logging.getLogger("spikeline")
+
+#: Input formats, each a module with ``find_sessions`` and ``open_session``; ``auto`` tries them all.
+FORMATS = {"spikeglx": spikeglx, "nwb": nwb}
+
+
+@dataclass
+class SessionPlan:
+    """What dispatch found in one session.
+
+    Attributes
+    ----------
+    name : str
+        Session name (folder-safe), used for its results folder.
+    format : str
+        Input format.
+    path : Path
+        Session folder or file.
+    jobs : list of dict
+        One per stream to process.
+    problems : list of dict
+        Unusable inputs, each ``{"path", "error"}``.
+    not_sorted : list of dict
+        Inputs left out on purpose, each ``{"path", "reason"}``.
+    """
+
+    name: str
+    format: str
+    path: Path
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    not_sorted: list[dict[str, str]] = field(default_factory=list)
 
 
 def _to_json_dict(recording) -> dict[str, Any]:
@@ -29,140 +67,178 @@ def _to_json_dict(recording) -> dict[str, Any]:
     return json.loads(json.dumps(recording.to_dict(recursive=True), cls=SIJsonEncoder))
 
 
-def find_spikeglx_ap_files(data_dir: Path) -> tuple[list[APStreamFiles], list[dict[str, str]]]:
-    """Check every AP file pair under ``data_dir``.
-
-    Parameters
-    ----------
-    data_dir : Path
-        Folder searched recursively.
-
-    Returns
-    -------
-    streams : list of APStreamFiles
-        The usable AP file pairs.
-    problems : list of dict
-        ``{"path": ..., "error": ...}`` for each unusable file.
-    """
-    streams, problems = [], []
-    for bin_path in sorted(data_dir.rglob("*.ap.bin")):
-        try:
-            streams.append(check_ap_stream(bin_path))
-        except InputError as exc:
-            problems.append({"path": str(bin_path), "error": str(exc)})
-    for meta_path in sorted(data_dir.rglob("*.ap.meta")):
-        if not meta_path.with_suffix(".bin").exists():
-            problems.append({
-                "path": str(meta_path),
-                "error": f"{meta_path} has no data file: expected {meta_path.with_suffix('.bin').name} beside it. "
-                "Copy the .bin from the acquisition machine, or remove the stray .meta.",
-            })
-    return streams, problems
+def session_name(data_dir: Path, path: Path) -> str:
+    """Name a session by its path relative to the data folder (the folder's own name at the top)."""
+    relative = path.relative_to(data_dir) if path != data_dir and data_dir in path.parents else Path(path.name)
+    parts = list(relative.parts) or [data_dir.name]
+    if path.is_file():
+        parts[-1] = Path(parts[-1]).stem
+    return safe_name("_".join(parts))
 
 
-#: SpikeGLX streams that are found but not sorted, by file-name suffix.
-NOT_SORTED = {".lf.bin": "LF band (not sorted)", ".nidq.bin": "NI-DAQ auxiliary channels (not sorted)",
-              ".obx.bin": "OneBox ADC channels (not sorted)"}
-
-
-def find_unsorted_streams(data_dir: Path) -> list[dict[str, str]]:
-    """SpikeGLX files that dispatch leaves out on purpose, with the reason (reported, never an error)."""
-    found = []
-    for path in sorted(data_dir.rglob("*.bin")):
-        reason = next((r for suffix, r in NOT_SORTED.items() if path.name.endswith(suffix)), None)
-        if reason:
-            found.append({"path": str(path), "reason": reason})
-    return found
-
-
-def _jobs_for_folder(folder: Path, stream_id: str, files: list[APStreamFiles], session: str) -> list[dict]:
-    """Open one AP stream with SpikeInterface and make one job per segment (gate/trigger)."""
-    import spikeinterface.extractors as se
-
-    recording = se.read_spikeglx(folder, stream_id=stream_id)
-    if recording.get_probegroup() is None:
-        raise InputError(
-            f"no probe geometry could be read for {stream_id} in {folder}: check imroTbl and imDatPrb_pn in "
-            "its .meta."
-        )
-    jobs = []
-    for segment_index in range(recording.get_num_segments()):
-        segment = recording.select_segments([segment_index]) if recording.get_num_segments() > 1 else recording
-        jobs.append({
-            "session": session,
-            "stream": stream_name(0, stream_id, segment_index),
-            "format": "spikeglx",
-            "stream_id": stream_id,
-            "block_index": 0,
-            "segment_index": segment_index,
-            "num_channels": segment.get_num_channels(),
-            "sampling_frequency_hz": segment.sampling_frequency,
-            "duration_s": round(segment.get_total_duration(), 6),
-            "probe_part_number": files[0].probe_part_number,
-            "files": [file_fingerprint(p) for f in files for p in (f.bin_path, f.meta_path)],
-            "recording": _to_json_dict(segment),
-        })
-    return jobs
-
-
-def discover_jobs(data_dir: Path) -> tuple[list[dict], list[dict[str, str]]]:
-    """Find the jobs of one SpikeGLX session folder.
-
-    Parameters
-    ----------
-    data_dir : Path
-        The session folder.
-
-    Returns
-    -------
-    jobs : list of dict
-        One job per AP stream and segment.
-    problems : list of dict
-        Files or streams that cannot be used, each with its error message.
+def find_sessions(data_dir: Path, input_format: str = "auto") -> list[tuple[str, Path]]:
+    """(format, path) of every session under ``data_dir``.
 
     Raises
     ------
     InputError
-        If ``data_dir`` is not a readable folder or holds no SpikeGLX AP stream at all.
+        If ``data_dir`` is missing, unreadable, or holds no session of the requested format(s).
     """
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    if not data_dir.exists():
         raise InputError(f"data folder {data_dir} does not exist or is not a folder.")
-    session = safe_name(data_dir.name)
-    ap_files, problems = find_spikeglx_ap_files(data_dir)
-    groups: dict[tuple[Path, str], list[APStreamFiles]] = {}
-    for files in ap_files:
-        groups.setdefault((files.bin_path.parent, files.stream_id), []).append(files)
-    jobs = []
-    for (folder, stream_id), files in sorted(groups.items()):
-        try:
-            jobs.extend(_jobs_for_folder(folder, stream_id, files, session))
-        except Exception as exc:  # a reader failure on one stream must not stop the others
-            problems.append({"path": str(folder), "error": f"cannot open {stream_id} in {folder}: {exc}"})
-    if not jobs and not problems:
+    formats = FORMATS if input_format == "auto" else {input_format: FORMATS[input_format]}
+    if data_dir.is_file():
+        if data_dir.suffix == ".nwb" and "nwb" in formats:
+            return [("nwb", data_dir)]
+        raise InputError(f"{data_dir} is a file; give the folder that holds the session(s), or an .nwb file.")
+    sessions = [(name, path) for name, module in formats.items() for path in module.find_sessions(data_dir)]
+    if not sessions:
+        looked_for = {"spikeglx": "SpikeGLX *.ap.bin/*.ap.meta", "nwb": "NWB *.nwb files"}
         raise InputError(
-            f"no SpikeGLX AP stream (*.ap.bin with its .ap.meta) was found under {data_dir}. Point spikeline at "
-            "the session folder that holds the <run>_g0 folders or the .bin/.meta files."
+            f"no recording was found under {data_dir} (looked for: "
+            f"{', '.join(looked_for[f] for f in formats)}). Point spikeline at the folder that holds your sessions, "
+            "or choose the format with --input."
         )
-    return jobs, problems
+    return sessions
 
 
-def write_jobs(layout: ResultsLayout, data_dir: Path, jobs: list[dict], problems: list[dict]) -> None:
-    """Write each job file (only when its content changed) and the dispatch record."""
-    for job in jobs:
+def _clip(recording, duration_s: float):
+    """The first ``duration_s`` of every segment."""
+    from spikeinterface.core import append_recordings, split_recording
+
+    num_frames = int(round(duration_s * recording.sampling_frequency))
+    if recording.get_num_segments() == 1:
+        return recording.frame_slice(0, num_frames)
+    return append_recordings([segment.frame_slice(0, num_frames) for segment in split_recording(recording)])
+
+
+def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: DispatchParams) -> tuple[list[dict], list[dict]]:
+    """Jobs of one stream (per segment, per group), debug-clipped, and the parts skipped as too short.
+
+    Parameters
+    ----------
+    candidate : StreamCandidate
+        The opened stream.
+    session : str
+        Session name.
+    fmt : str
+        Input format.
+    params : DispatchParams
+        Fan-out options.
+
+    Returns
+    -------
+    jobs : list of dict
+    skipped : list of dict
+        ``{"path", "reason"}`` per part left out (shorter than ``min_duration_s`` or the debug duration).
+    """
+    import numpy as np
+    from spikeinterface.core import concatenate_recordings
+
+    recording = candidate.recording
+    if params.split_segments or recording.get_num_segments() == 1:
+        segments = [(i, recording.select_segments([i])) if recording.get_num_segments() > 1 else (i, recording)
+                    for i in range(recording.get_num_segments())]
+    else:
+        segments = [(0, concatenate_recordings([recording.select_segments([i])
+                                                 for i in range(recording.get_num_segments())]))]
+    jobs, skipped = [], []
+    for segment_index, segment in segments:
+        groups = np.unique(segment.get_channel_groups())
+        parts = segment.split_by("group") if params.split_groups and len(groups) > 1 else {None: segment}
+        for group_index, (group, part) in enumerate(parts.items()):
+            name = stream_name(candidate.block_index, candidate.stream_id, segment_index)
+            if group is not None:
+                name = f"{name}_group{group_index}"
+            duration_s = part.get_total_duration()
+            where = f"{candidate.files[0]} ({name})"
+            if params.debug:
+                if duration_s < params.debug_duration_s:
+                    skipped.append({"path": where, "reason": f"{duration_s:.1f} s long, shorter than the debug "
+                                    f"duration {params.debug_duration_s:g} s: lower --debug-duration or drop --debug"})
+                    continue
+                part, duration_s = _clip(part, params.debug_duration_s), params.debug_duration_s
+            if duration_s < params.min_duration_s:
+                skipped.append({"path": where, "reason": f"{duration_s:.1f} s long, shorter than "
+                                f"min_duration_s={params.min_duration_s:g}"})
+                continue
+            jobs.append({
+                "session": session,
+                "stream": name,
+                "format": fmt,
+                "stream_id": candidate.stream_id,
+                "block_index": candidate.block_index,
+                "segment_index": segment_index,
+                "group": None if group is None else str(group),
+                "num_channels": part.get_num_channels(),
+                "sampling_frequency_hz": part.sampling_frequency,
+                "duration_s": round(duration_s, 6),
+                "debug_clipped": params.debug,
+                "probe_part_number": candidate.probe_part_number,
+                "files": [file_fingerprint(p) for p in candidate.files],
+                "recording": _to_json_dict(part),
+            })
+    return jobs, skipped
+
+
+def plan_sessions(data_dir: Path, params: DispatchParams) -> list[SessionPlan]:
+    """Find every session under ``data_dir`` and its jobs, problems and skipped inputs.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Data folder (any depth of session folders), or one NWB file.
+    params : DispatchParams
+        Input format and fan-out options.
+
+    Returns
+    -------
+    list of SessionPlan
+        In path order; session names are unique.
+    """
+    data_dir = Path(data_dir).absolute()
+    plans, names = [], set()
+    for fmt, path in find_sessions(data_dir, params.input):
+        name = session_name(data_dir, path)
+        while name in names:
+            name = f"{name}_{fmt}"
+        names.add(name)
+        plan = SessionPlan(name=name, format=fmt, path=path)
+        candidates, plan.problems, plan.not_sorted = FORMATS[fmt].open_session(path)
+        for candidate in candidates:
+            jobs, skipped = fan_out(candidate, name, fmt, params)
+            plan.jobs.extend(jobs)
+            plan.not_sorted.extend(skipped)
+        plans.append(plan)
+    return plans
+
+
+def discover_jobs(data_dir: Path, params: DispatchParams | None = None) -> tuple[list[dict], list[dict[str, str]]]:
+    """All jobs and problems under ``data_dir`` (every session together); see :func:`plan_sessions`."""
+    plans = plan_sessions(data_dir, params or DispatchParams())
+    return [j for p in plans for j in p.jobs], [q for p in plans for q in p.problems]
+
+
+def write_jobs(layout: ResultsLayout, data_dir: Path, plan: SessionPlan) -> None:
+    """Write each job file of one session (only when its content changed) and the dispatch record."""
+    for job in plan.jobs:
         path = layout.job_file(job["stream"])
         if read_json(path) != json.loads(json.dumps(job)):
             atomic_write_json(path, job)
     atomic_write_json(layout.dispatch_record, {
         "name": "dispatch",
         "data_dir": str(Path(data_dir).absolute()),
+        "session": plan.name,
+        "format": plan.format,
+        "session_path": str(plan.path),
         "time": now_iso(),
         "streams": [
             {k: job[k] for k in ("stream", "stream_id", "num_channels", "duration_s", "probe_part_number")}
-            for job in jobs
+            for job in plan.jobs
         ],
-        "problems": problems,
-        "not_sorted": find_unsorted_streams(Path(data_dir)),
+        "problems": plan.problems,
+        "not_sorted": plan.not_sorted,
     })
-    for problem in problems:
+    for problem in plan.problems:
         logger.error("dispatch: %s", problem["error"])
