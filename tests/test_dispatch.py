@@ -9,7 +9,7 @@ from conftest import make_read_only, quiet_config, tree_checksums
 from spikeline.cli import main
 from spikeline.config import DispatchParams
 from spikeline.formats.nwb import write_nwb_recording
-from spikeline.formats.spikeglx import ap_bin_path, np1_probe, write_np1_ap_stream
+from spikeline.formats.spikeglx import ap_bin_path, np1_probe, write_ap_stream
 from spikeline.pipeline import run_pipeline
 from spikeline.steps.dispatch import plan_sessions
 from spikeline.synthetic import make_spikeglx_session
@@ -41,7 +41,7 @@ def _two_shank_recording(duration_s=4.0):
 def test_segments_are_jobs_unless_concatenated(tmp_path):
     data = tmp_path / "raw"
     for trigger in (0, 1):
-        write_np1_ap_stream(_recording(seed=trigger), ap_bin_path(data, "run", trigger=trigger))
+        write_ap_stream(_recording(seed=trigger), ap_bin_path(data, "run", trigger=trigger))
     (plan,) = plan_sessions(data / "run_g0", DispatchParams())
     assert [j["stream"] for j in plan.jobs] == ["block0_imec0.ap_recording1", "block0_imec0.ap_recording2"]
     (plan,) = plan_sessions(data / "run_g0", DispatchParams(split_segments=False))
@@ -72,8 +72,8 @@ def test_nwb_without_electrode_positions_is_a_clear_problem(tmp_path):
 
 def test_debug_clipping_and_minimum_duration(tmp_path):
     data = tmp_path / "raw"
-    write_np1_ap_stream(_recording(duration_s=4.0), ap_bin_path(data, "long", probe_index=0))
-    write_np1_ap_stream(_recording(duration_s=1.0), ap_bin_path(data, "long", probe_index=1))
+    write_ap_stream(_recording(duration_s=4.0), ap_bin_path(data, "long", probe_index=0))
+    write_ap_stream(_recording(duration_s=1.0), ap_bin_path(data, "long", probe_index=1))
     (plan,) = plan_sessions(data, DispatchParams(debug=True, debug_duration_s=2.0))
     assert [(j["stream"], j["duration_s"]) for j in plan.jobs] == [("block0_imec0.ap_recording1", 2.0)]
     assert "shorter than the debug duration 2 s" in plan.not_sorted[-1]["reason"]
@@ -123,3 +123,32 @@ def test_nested_mixed_sessions_run_with_one_command(lab_share, tmp_path):
         assert (session_dir / "processing.json").exists()
         assert len(list((session_dir / "curated").iterdir())) == 1
     assert tree_checksums(lab_share) == before  # raw data untouched
+
+
+def test_any_spikeinterface_reader_through_an_input_file(tmp_path):
+    import probeinterface
+    from spikeinterface.core import write_binary_recording
+
+    recording = _recording(duration_s=2.0)
+    session = tmp_path / "rig3" / "session7"
+    session.mkdir(parents=True)
+    write_binary_recording(recording, file_paths=[session / "traces.raw"], dtype="float32")
+    probeinterface.write_probeinterface(session / "probe.json", recording.get_probegroup())
+    spec = ("reader: read_binary\nreader_kwargs:\n  file_paths: [traces.raw]\n  sampling_frequency: 30000.0\n"
+            "  num_channels: 16\n  dtype: float32\n")
+    (session / "spikeline_input.yaml").write_text(spec + "probe: probe.json\n")
+    (plan,) = plan_sessions(tmp_path, DispatchParams(input="spikeinterface"))
+    assert plan.name == "rig3_session7" and plan.format == "spikeinterface" and not plan.problems
+    (job,) = plan.jobs
+    import spikeinterface as si
+
+    reloaded = si.load(job["recording"])
+    assert reloaded.has_probe() and reloaded.get_num_channels() == 16
+    assert job["duration_s"] == pytest.approx(2.0)
+
+    (session / "spikeline_input.yaml").write_text(spec)  # no probe: a clear problem
+    (plan,) = plan_sessions(tmp_path, DispatchParams())
+    assert plan.jobs == [] and "gives no probe geometry" in plan.problems[0]["error"]
+    (session / "spikeline_input.yaml").write_text(spec.replace("read_binary", "read_binry"))
+    (plan,) = plan_sessions(tmp_path, DispatchParams())
+    assert "unknown reader 'read_binry'" in plan.problems[0]["error"]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import make_read_only, quiet_config
-from spikeline.formats.spikeglx import ap_bin_path, np1_probe, write_np1_ap_stream
+from spikeline.formats.spikeglx import ap_bin_path, np1_probe, write_ap_stream
 from spikeline.layout import ResultsLayout
 from spikeline.pipeline import run_pipeline
 from spikeline.provenance import read_json
@@ -60,7 +60,7 @@ def test_failed_stream_is_recorded_and_does_not_stop_the_others(tmp_path):
 
     short, _ = generate_ground_truth_recording(durations=[1.0], sampling_frequency=30000.0, num_channels=32,
                                                num_units=2, probe=np1_probe(32), seed=3)
-    write_np1_ap_stream(short, ap_bin_path(session.data_dir.parent, "synthetic", probe_index=1))
+    write_ap_stream(short, ap_bin_path(session.data_dir.parent, "synthetic", probe_index=1))
     make_read_only(session.data_dir)
     results = tmp_path / "results"
     config = quiet_config()
@@ -100,7 +100,7 @@ def test_stream_with_too_many_bad_channels_is_skipped_with_its_reason(tmp_path):
     recording = NumpyRecording([traces], sampling_frequency=30000.0)
     recording.set_probe(probe)
     data = tmp_path / "raw"
-    write_np1_ap_stream(recording, ap_bin_path(data, "dead"))
+    write_ap_stream(recording, ap_bin_path(data, "dead"))
     results = tmp_path / "results"
     summary = run_pipeline(data / "dead_g0", results, quiet_config())
     stream = summary.streams[0]

@@ -11,7 +11,7 @@ from spikeline.formats.spikeglx import (
     ap_bin_path,
     check_ap_stream,
     np1_probe,
-    write_np1_ap_stream,
+    write_ap_stream,
 )
 from spikeline.steps.dispatch import discover_jobs
 from spikeline.synthetic import make_spikeglx_session
@@ -30,7 +30,7 @@ def small_recording():
 def test_round_trip_reads_back_identically(small_recording, tmp_path):
     import spikeinterface.extractors as se
 
-    bin_path = write_np1_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
+    bin_path = write_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
     assert bin_path.name == "rt_g0_t0.imec0.ap.bin"
     assert bin_path.parent.name == "rt_g0_imec0" and bin_path.parent.parent.name == "rt_g0"
 
@@ -51,21 +51,21 @@ def test_round_trip_reads_back_identically(small_recording, tmp_path):
 
 
 def test_check_ap_stream_reports_geometry(small_recording, tmp_path):
-    files = check_ap_stream(write_np1_ap_stream(small_recording, ap_bin_path(tmp_path, "rt")))
+    files = check_ap_stream(write_ap_stream(small_recording, ap_bin_path(tmp_path, "rt")))
     assert files.stream_id == "imec0.ap"
     assert files.num_saved_channels == 17  # 16 AP + sync
     assert files.duration_s == pytest.approx(2.0)
 
 
 def test_missing_meta_is_a_clear_error(small_recording, tmp_path):
-    bin_path = write_np1_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
+    bin_path = write_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
     bin_path.with_suffix(".meta").unlink()
     with pytest.raises(InputError, match=r"has no metadata file: expected rt_g0_t0\.imec0\.ap\.meta"):
         check_ap_stream(bin_path)
 
 
 def test_bin_size_mismatch_is_a_clear_error(small_recording, tmp_path):
-    bin_path = write_np1_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
+    bin_path = write_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
     with open(bin_path, "r+b") as f:
         f.truncate(bin_path.stat().st_size - 1000)
     with pytest.raises(InputError, match=r"bytes but its \.meta says fileSizeBytes=.*truncated"):
@@ -73,7 +73,7 @@ def test_bin_size_mismatch_is_a_clear_error(small_recording, tmp_path):
 
 
 def test_meta_without_required_fields(small_recording, tmp_path):
-    bin_path = write_np1_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
+    bin_path = write_ap_stream(small_recording, ap_bin_path(tmp_path, "rt"))
     meta = bin_path.with_suffix(".meta")
     meta.write_text("\n".join(l for l in meta.read_text().splitlines() if not l.startswith("nSavedChans")))
     with pytest.raises(InputError, match=r"lacks required field\(s\) \['nSavedChans'\]"):
@@ -101,3 +101,28 @@ def test_dispatch_on_folder_without_spikeglx(tmp_path):
         discover_jobs(tmp_path)
     with pytest.raises(InputError, match="does not exist"):
         discover_jobs(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("part_number, num_shanks_used", [("NP2000", 1), ("NP2010", 2)])
+def test_np2_round_trip_and_shanks(tmp_path, part_number, num_shanks_used):
+    import spikeinterface.extractors as se
+    from spikeinterface.core import generate_ground_truth_recording
+
+    from spikeline.config import DispatchParams
+    from spikeline.formats.spikeglx import PROBE_MODELS, neuropixels_probe, write_ap_stream
+    from spikeline.steps.dispatch import plan_sessions
+
+    probe = neuropixels_probe(16, part_number, num_shanks_used)
+    recording, _ = generate_ground_truth_recording(durations=[1.0], sampling_frequency=30000.0, num_channels=16,
+                                                   num_units=3, probe=probe, seed=2)
+    write_ap_stream(recording, ap_bin_path(tmp_path, "np2"), part_number=part_number, num_shanks_used=num_shanks_used)
+    read = se.read_spikeglx(tmp_path / "np2_g0", stream_id="imec0.ap")
+    uv_per_bit = PROBE_MODELS[part_number].uv_per_bit
+    np.testing.assert_allclose(read.get_channel_gains(), uv_per_bit)
+    np.testing.assert_allclose(read.get_channel_locations(), recording.get_channel_locations())
+    np.testing.assert_array_equal(read.get_traces(), np.round(recording.get_traces() / uv_per_bit).astype("int16"))
+    assert len(np.unique(read.get_channel_groups())) == num_shanks_used
+
+    (plan,) = plan_sessions(tmp_path / "np2_g0", DispatchParams(split_groups=True))
+    assert len(plan.jobs) == num_shanks_used  # one job per shank
+    assert {j["num_channels"] for j in plan.jobs} == {16 // num_shanks_used}

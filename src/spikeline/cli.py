@@ -46,7 +46,7 @@ def _overrides(sorter: str | None = None, n_jobs: int | None = None, **dispatch)
 def _dispatch_options(command):
     """The dispatch flags shared by `run` and `discover`."""
     options = [
-        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "nwb"]), default=None,
+        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "nwb", "spikeinterface"]), default=None,
                      help="Input format (default: auto, which detects every supported format)."),
         click.option("--split-segments/--no-split-segments", default=None,
                      help="One job per segment (default), or concatenate segments."),
@@ -143,10 +143,10 @@ def discover(data_dir: Path, config_file: Path | None, **dispatch) -> None:
         plans = plan_sessions(data_dir, config.dispatch)
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{'session':<28} {'format':<9} {'stream':<40} {'duration_s':>10} {'channels':>8}  probe")
+    click.echo(f"{'session':<28} {'format':<9} {'stream':<48} {'duration_s':>10} {'channels':>8}  probe")
     for plan in plans:
         for job in plan.jobs:
-            click.echo(f"{plan.name:<28} {plan.format:<9} {job['stream']:<40} {job['duration_s']:>10.1f} "
+            click.echo(f"{plan.name:<28} {plan.format:<9} {job['stream']:<48} {job['duration_s']:>10.1f} "
                        f"{job['num_channels']:>8}  {job['probe_part_number'] or '-'}")
         for item in plan.not_sorted:
             click.echo(f"{plan.name:<28} {plan.format:<9} skipped: {item['path']}: {item['reason']}")

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .formats.spikeglx import ap_bin_path, np1_probe, write_np1_ap_stream
+from .formats.spikeglx import ap_bin_path, np1_probe, write_ap_stream
 from .layout import safe_name, stream_name
 
 GROUND_TRUTH_INFO = "ground_truth.json"
@@ -106,7 +106,7 @@ def make_spikeglx_session(
             noise_kwargs={"noise_levels": noise_level_uv, "strategy": "on_the_fly"},
             seed=seed + probe_index,
         )
-        write_np1_ap_stream(recording, ap_bin_path(folder / "raw", run_name, probe_index=probe_index))
+        write_ap_stream(recording, ap_bin_path(folder / "raw", run_name, probe_index=probe_index))
         name = stream_name(0, f"imec{probe_index}.ap", 0)
         with warnings.catch_warnings():  # a generated sorting has no provenance to save: expected, not news
             warnings.filterwarnings("ignore", message="The extractor is not serializable", category=UserWarning)

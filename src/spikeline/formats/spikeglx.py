@@ -26,14 +26,33 @@ if TYPE_CHECKING:
     from probeinterface import Probe
     from spikeinterface.core import BaseRecording
 
-#: Neuropixels 1.0 settings the writer uses: AP gain 500, +-0.6 V range, 10-bit ADC (imMaxInt 512).
-NP1_PART_NUMBER = "NP1000"
-NP1_NUM_READOUT_CHANNELS = 384
-NP1_AP_GAIN = 500
-NP1_LF_GAIN = 250
-NP1_AI_RANGE_MAX_V = 0.6
-NP1_MAX_INT = 512
-NP1_UV_PER_BIT = NP1_AI_RANGE_MAX_V / NP1_MAX_INT / NP1_AP_GAIN * 1e6  # 2.34375 uV
+NUM_READOUT_CHANNELS = 384
+
+
+@dataclass(frozen=True)
+class ProbeModel:
+    """What the writer needs to know of a Neuropixels model (the catalogue is probeinterface's; these are the
+    acquisition settings SpikeGLX writes into the ``.meta``)."""
+
+    imro_type: int
+    ai_range_max_v: float
+    max_int: int
+    ap_gain: float
+    num_shanks: int
+    shank_pitch_um: float
+
+    @property
+    def uv_per_bit(self) -> float:
+        return self.ai_range_max_v / self.max_int / self.ap_gain * 1e6
+
+
+#: Models the writer supports: NP1.0, NP2.0 single shank, NP2.0 four shanks.
+PROBE_MODELS = {
+    "NP1000": ProbeModel(imro_type=0, ai_range_max_v=0.6, max_int=512, ap_gain=500, num_shanks=1, shank_pitch_um=0),
+    "NP2000": ProbeModel(imro_type=21, ai_range_max_v=0.5, max_int=8192, ap_gain=80, num_shanks=1, shank_pitch_um=0),
+    "NP2010": ProbeModel(imro_type=24, ai_range_max_v=0.5, max_int=8192, ap_gain=80, num_shanks=4, shank_pitch_um=250),
+}
+NP1_UV_PER_BIT = PROBE_MODELS["NP1000"].uv_per_bit  # 2.34375 uV
 
 REQUIRED_AP_KEYS = ("nSavedChans", "imSampRate", "fileSizeBytes", "fileName", "snsApLfSy", "imroTbl")
 
@@ -184,26 +203,56 @@ def check_ap_stream(bin_path: Path) -> APStreamFiles:
     )
 
 
-def np1_probe(num_channels: int) -> "Probe":
-    """A Neuropixels 1.0 probe restricted to its first ``num_channels`` readout channels (bank 0).
+def readout_electrodes(part_number: str, num_channels: int, num_shanks_used: int = 1) -> list[tuple[int, int]]:
+    """(shank, electrode) of each of the 384 readout channels: the first ``num_channels`` channels are spread over
+    the first ``num_shanks_used`` shanks (bottom electrodes first), the others fill the remaining shanks."""
+    model = PROBE_MODELS[part_number]
+    if not 1 <= num_shanks_used <= model.num_shanks or num_channels % num_shanks_used:
+        raise ValueError(f"{part_number}: cannot spread {num_channels} channels over {num_shanks_used} shank(s)")
+    per_shank = num_channels // num_shanks_used
+    layout = [(c // per_shank, c % per_shank) for c in range(num_channels)]
+    spare_shanks = list(range(num_shanks_used, model.num_shanks)) or [num_shanks_used - 1]
+    for k in range(NUM_READOUT_CHANNELS - num_channels):
+        shank = spare_shanks[k % len(spare_shanks)]
+        offset = per_shank if shank < num_shanks_used else 0
+        layout.append((shank, offset + k // len(spare_shanks)))
+    return layout
+
+
+def neuropixels_probe(num_channels: int, part_number: str = "NP1000", num_shanks_used: int = 1) -> "Probe":
+    """The probe the SpikeGLX reader attaches to a file written by :func:`write_ap_stream` with these settings.
 
     Parameters
     ----------
     num_channels : int
-        1 to 384.
+        Saved AP channels, 1 to 384.
+    part_number : str, default: "NP1000"
+        A key of :data:`PROBE_MODELS`.
+    num_shanks_used : int, default: 1
+        Shanks the saved channels are spread over (multi-shank models).
 
     Returns
     -------
     probeinterface.Probe
-        Geometry as probeinterface builds it from its catalogue (what the SpikeGLX reader attaches).
+        Geometry from probeinterface's catalogue, device channel indices 0..N-1.
     """
     from probeinterface.neuropixels_tools import build_neuropixels_probe
 
-    if not 1 <= num_channels <= NP1_NUM_READOUT_CHANNELS:
-        raise ValueError(f"num_channels must be in 1..{NP1_NUM_READOUT_CHANNELS}, got {num_channels}")
-    probe = build_neuropixels_probe(probe_part_number=NP1_PART_NUMBER).get_slice(np.arange(num_channels))
+    if not 1 <= num_channels <= NUM_READOUT_CHANNELS:
+        raise ValueError(f"num_channels must be in 1..{NUM_READOUT_CHANNELS}, got {num_channels}")
+    full = build_neuropixels_probe(probe_part_number=part_number)
+    index = {contact_id: i for i, contact_id in enumerate(full.contact_ids)}
+    prefix = PROBE_MODELS[part_number].num_shanks > 1
+    wanted = [f"s{sh}e{el}" if prefix else f"e{el}"
+              for sh, el in readout_electrodes(part_number, num_channels, num_shanks_used)[:num_channels]]
+    probe = full.get_slice(np.array([index[c] for c in wanted]))
     probe.set_device_channel_indices(np.arange(num_channels))
     return probe
+
+
+def np1_probe(num_channels: int) -> "Probe":
+    """A Neuropixels 1.0 probe restricted to its first ``num_channels`` readout channels (bank 0)."""
+    return neuropixels_probe(num_channels, "NP1000")
 
 
 def ap_bin_path(folder: Path, run_name: str, probe_index: int = 0, gate: int = 0, trigger: int = 0) -> Path:
@@ -213,15 +262,29 @@ def ap_bin_path(folder: Path, run_name: str, probe_index: int = 0, gate: int = 0
     return probe_dir / f"{run_name}_g{gate}_t{trigger}.imec{probe_index}.ap.bin"
 
 
-def _np1_meta_lines(bin_path: Path, num_channels: int, num_samples: int, sampling_frequency_hz: float,
-                    positions_um: np.ndarray, sha1: str, file_bytes: int) -> list[str]:
-    imro = "".join(f"({c} 0 0 {NP1_AP_GAIN} {NP1_LF_GAIN} 1)" for c in range(NP1_NUM_READOUT_CHANNELS))
-    chan_map = "".join(f"(AP{c};{c}:{c})" for c in range(num_channels)) + f"(SY0;{NP1_NUM_READOUT_CHANNELS}:{num_channels})"
-    # snsGeomMap: x within the shank (left edge reference) and y, for the saved AP channels
-    x_offset = 11.0 - positions_um[:, 0].min() if num_channels > 2 else 0.0
-    geom = "".join(f"(0:{x + x_offset:g}:{y:g}:1)" for x, y in positions_um)
-    return [
-        f"acqApLfSy={NP1_NUM_READOUT_CHANNELS},{NP1_NUM_READOUT_CHANNELS},1",
+def _imro_table(part_number: str, layout: list[tuple[int, int]]) -> str:
+    model = PROBE_MODELS[part_number]
+    if model.imro_type == 0:  # (channel bank ref ap_gain lf_gain ap_hipass)
+        entries = "".join(f"({c} {el // NUM_READOUT_CHANNELS} 0 {model.ap_gain:g} 250 1)" for c, (_, el) in enumerate(layout))
+    elif model.imro_type == 21:  # (channel bank_mask ref electrode)
+        entries = "".join(f"({c} 1 0 {el})" for c, (_, el) in enumerate(layout))
+    else:  # 24: (channel shank bank ref electrode)
+        entries = "".join(f"({c} {sh} 0 0 {el})" for c, (sh, el) in enumerate(layout))
+    return f"({model.imro_type},{NUM_READOUT_CHANNELS}){entries}"
+
+
+def _meta_lines(part_number: str, num_shanks_used: int, bin_path: Path, num_channels: int, num_samples: int,
+                sampling_frequency_hz: float, positions_um: np.ndarray, shank_ids: list[int], sha1: str,
+                file_bytes: int) -> list[str]:
+    model = PROBE_MODELS[part_number]
+    layout = readout_electrodes(part_number, num_channels, num_shanks_used)
+    chan_map = "".join(f"(AP{c};{c}:{c})" for c in range(num_channels)) + f"(SY0;{NUM_READOUT_CHANNELS}:{num_channels})"
+    # snsGeomMap: x within each shank (from its left edge) and y, for the saved AP channels
+    x_within = positions_um[:, 0] - np.array(shank_ids) * model.shank_pitch_um
+    x_offset = 11.0 - x_within.min() if num_channels > 2 else 0.0
+    geom = "".join(f"({sh}:{x + x_offset:g}:{y:g}:1)" for sh, x, (_, y) in zip(shank_ids, x_within, positions_um))
+    lines = [
+        f"acqApLfSy={NUM_READOUT_CHANNELS},{NUM_READOUT_CHANNELS if model.imro_type == 0 else 0},1",
         "appVersion=20240129",
         "fileCreateTime=2026-01-01T12:00:00",
         f"fileName={bin_path.as_posix()}",
@@ -230,46 +293,54 @@ def _np1_meta_lines(bin_path: Path, num_channels: int, num_samples: int, samplin
         f"fileTimeSecs={num_samples / sampling_frequency_hz:.6f}",
         "firstSample=0",
         "gateMode=Immediate",
-        f"imAiRangeMax={NP1_AI_RANGE_MAX_V}",
-        f"imAiRangeMin={-NP1_AI_RANGE_MAX_V}",
+        f"imAiRangeMax={model.ai_range_max_v}",
+        f"imAiRangeMin={-model.ai_range_max_v}",
         "imDatPrb_dock=1",
-        f"imDatPrb_pn={NP1_PART_NUMBER}",
+        f"imDatPrb_pn={part_number}",
         "imDatPrb_port=1",
         "imDatPrb_slot=2",
         "imDatPrb_sn=18005100000",
-        "imDatPrb_type=0",
-        f"imMaxInt={NP1_MAX_INT}",
+        f"imDatPrb_type={model.imro_type}",
+        f"imMaxInt={model.max_int}",
         f"imSampRate={sampling_frequency_hz:g}",
         "imTrgRising=1",
         "imTrgSource=0",
         f"nSavedChans={num_channels + 1}",
         f"snsApLfSy={num_channels},0,1",
-        f"snsSaveChanSubset=0:{num_channels - 1},{NP1_NUM_READOUT_CHANNELS}",
+        f"snsSaveChanSubset=0:{num_channels - 1},{NUM_READOUT_CHANNELS}",
         "syncImInputSlot=2",
         "syncSourceIdx=0",
         "syncSourcePeriod=1",
         "trigMode=Immediate",
         "typeImEnabled=1",
         "typeThis=imec",
-        f"~imroTbl=(0,{NP1_NUM_READOUT_CHANNELS}){imro}",
-        f"~snsChanMap=({NP1_NUM_READOUT_CHANNELS},0,1){chan_map}",
-        f"~snsGeomMap=({NP1_PART_NUMBER},1,0,70){geom}",
+        f"~imroTbl={_imro_table(part_number, layout)}",
+        f"~snsChanMap=({NUM_READOUT_CHANNELS},0,1){chan_map}",
+        f"~snsGeomMap=({part_number},{model.num_shanks},{model.shank_pitch_um:g},70){geom}",
     ]
+    if model.imro_type != 0:
+        lines.insert(lines.index(f"imMaxInt={model.max_int}"), f"imChan0apGain={model.ap_gain:g}")
+    return lines
 
 
-def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_duration_s: float = 5.0) -> Path:
-    """Write a recording as a SpikeGLX Neuropixels 1.0 AP stream (``.ap.bin`` + ``.ap.meta``).
+def write_ap_stream(recording: "BaseRecording", bin_path: Path, part_number: str = "NP1000",
+                    num_shanks_used: int = 1, chunk_duration_s: float = 5.0) -> Path:
+    """Write a recording as a SpikeGLX Neuropixels AP stream (``.ap.bin`` + ``.ap.meta``).
 
-    The traces (in microvolts) are stored as int16 at the NP1.0 AP gain of 500 (2.34375 uV per bit), followed
-    by a sync channel carrying a 1 Hz square wave on bit 6, as SpikeGLX saves it.
+    The traces (in microvolts) are stored as int16 at the model's AP gain (NP1.0: 500, 2.34375 uV per bit;
+    NP2.0: 80, 0.763 uV per bit), followed by a sync channel carrying a 1 Hz square wave on bit 6, as SpikeGLX
+    saves it.
 
     Parameters
     ----------
     recording : BaseRecording
-        Single-segment recording in microvolts whose channels are the first N readout channels of an NP1.0
-        probe (see :func:`np1_probe`).
+        Single-segment recording in microvolts on :func:`neuropixels_probe` with the same settings.
     bin_path : Path
         Target ``*.ap.bin`` path (see :func:`ap_bin_path`); parent folders are created.
+    part_number : str, default: "NP1000"
+        A key of :data:`PROBE_MODELS`.
+    num_shanks_used : int, default: 1
+        Shanks the channels are spread over (as for :func:`neuropixels_probe`).
     chunk_duration_s : float, default: 5.0
         Seconds written per chunk (memory stays bounded).
 
@@ -278,8 +349,9 @@ def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_durati
     Path
         ``bin_path``.
     """
+    model = PROBE_MODELS[part_number]
     if recording.get_num_segments() != 1:
-        raise ValueError("write_np1_ap_stream writes one segment (one SpikeGLX file); split the recording first")
+        raise ValueError("write_ap_stream writes one segment (one SpikeGLX file); split the recording first")
     bin_path = Path(bin_path)
     bin_path.parent.mkdir(parents=True, exist_ok=True)
     num_channels = recording.get_num_channels()
@@ -291,7 +363,7 @@ def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_durati
         for start in range(0, num_samples, chunk):
             stop = min(start + chunk, num_samples)
             traces_uv = recording.get_traces(start_frame=start, end_frame=stop, return_in_uV=False)
-            counts = np.clip(np.round(traces_uv / NP1_UV_PER_BIT), -NP1_MAX_INT, NP1_MAX_INT - 1)
+            counts = np.clip(np.round(traces_uv / model.uv_per_bit), -model.max_int, model.max_int - 1)
             sync = ((np.arange(start, stop) // int(fs / 2)) % 2 * 64).astype("int16")
             block = np.empty((stop - start, num_channels + 1), dtype="int16")
             block[:, :num_channels] = counts
@@ -299,8 +371,10 @@ def write_np1_ap_stream(recording: "BaseRecording", bin_path: Path, chunk_durati
             data = block.tobytes()
             sha1.update(data)
             f.write(data)
-    lines = _np1_meta_lines(bin_path, num_channels, num_samples, fs, recording.get_channel_locations(),
-                            sha1.hexdigest().upper(), bin_path.stat().st_size)
+    shank_ids = [sh for sh, _ in readout_electrodes(part_number, num_channels, num_shanks_used)[:num_channels]]
+    lines = _meta_lines(part_number, num_shanks_used, bin_path, num_channels, num_samples, fs,
+                        recording.get_channel_locations(), shank_ids, sha1.hexdigest().upper(),
+                        bin_path.stat().st_size)
     bin_path.with_suffix(".meta").write_text("\n".join(lines) + "\n")
     return bin_path
 

@@ -23,14 +23,14 @@ from typing import Any
 
 from ..config import DispatchParams
 from ..errors import InputError
-from ..formats import StreamCandidate, nwb, spikeglx
+from ..formats import StreamCandidate, custom, nwb, spikeglx
 from ..layout import ResultsLayout, safe_name, stream_name
 from ..provenance import atomic_write_json, file_fingerprint, now_iso, read_json
 
 logger = logging.getLogger("spikeline")
 
 #: Input formats, each a module with ``find_sessions`` and ``open_session``; ``auto`` tries them all.
-FORMATS = {"spikeglx": spikeglx, "nwb": nwb}
+FORMATS = {"spikeglx": spikeglx, "nwb": nwb, "spikeinterface": custom}
 
 
 @dataclass
@@ -94,7 +94,8 @@ def find_sessions(data_dir: Path, input_format: str = "auto") -> list[tuple[str,
         raise InputError(f"{data_dir} is a file; give the folder that holds the session(s), or an .nwb file.")
     sessions = [(name, path) for name, module in formats.items() for path in module.find_sessions(data_dir)]
     if not sessions:
-        looked_for = {"spikeglx": "SpikeGLX *.ap.bin/*.ap.meta", "nwb": "NWB *.nwb files"}
+        looked_for = {"spikeglx": "SpikeGLX *.ap.bin/*.ap.meta", "nwb": "NWB *.nwb files",
+                      "spikeinterface": "spikeline_input.yaml/.json files"}
         raise InputError(
             f"no recording was found under {data_dir} (looked for: "
             f"{', '.join(looked_for[f] for f in formats)}). Point spikeline at the folder that holds your sessions, "
