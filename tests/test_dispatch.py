@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -84,16 +85,37 @@ def test_debug_clipping_and_minimum_duration(tmp_path):
 
 @pytest.fixture(scope="module")
 def lab_share(tmp_path_factory):
-    """A lab share: two SpikeGLX sessions at different depths and one NWB session, read-only."""
+    """A lab share with one session per format at different depths, read-only."""
+    import probeinterface
+    from spikeinterface.core import write_binary_recording
+
+    from spikeline.formats.aind import compressed_name
+    from spikeline.formats.openephys import write_openephys_session
+
     root = tmp_path_factory.mktemp("share")
     data = root / "share"
-    make_spikeglx_session(root / "a", run_name="day1", num_channels=16, duration_s=12.0, num_units=4, seed=1)
+    make_spikeglx_session(root / "a", run_name="day1", num_channels=16, duration_s=10.0, num_units=4, seed=1)
     (root / "a" / "raw" / "day1_g0").rename(_mkdir(data / "mouse1") / "day1_g0")
-    make_spikeglx_session(root / "b", run_name="day2", num_channels=16, duration_s=12.0, num_units=4, seed=2)
-    (root / "b" / "raw" / "day2_g0").rename(_mkdir(data / "mouse2" / "2026-01-02") / "day2_g0")
-    write_nwb_recording(_recording(duration_s=12.0, seed=3, num_units=4), data / "mouse3" / "session.nwb")
+    write_openephys_session([_recording(duration_s=10.0, seed=2, num_units=4)], data / "mouse2" / "2026-01-02_10-00-00")
+    write_nwb_recording(_recording(duration_s=10.0, seed=3, num_units=4), data / "mouse3" / "session.nwb")
+    aind_session = data / "aind" / "ecephys_4_2026-01-04_10-00-00"
+    aind_recording = _recording(duration_s=10.0, seed=4, num_units=4)
+    write_openephys_session([aind_recording], aind_session / "ecephys" / "ecephys_clipped")
+    aind_recording.save(folder=aind_session / "ecephys" / "ecephys_compressed"
+                        / compressed_name(0, "Record Node 101#Neuropix-PXI-100.ProbeA-AP"), format="zarr")
+    custom = _mkdir(data / "rig5" / "session1")
+    custom_recording = _recording(duration_s=10.0, seed=5, num_units=4)
+    write_binary_recording(custom_recording, file_paths=[custom / "traces.raw"], dtype="float32")
+    probeinterface.write_probeinterface(custom / "probe.json", custom_recording.get_probegroup())
+    (custom / "spikeline_input.yaml").write_text(
+        "reader: read_binary\nreader_kwargs:\n  file_paths: [traces.raw]\n  sampling_frequency: 30000.0\n"
+        "  num_channels: 16\n  dtype: float32\n  gain_to_uV: 1.0\n  offset_to_uV: 0.0\nprobe: probe.json\n")
     make_read_only(data)
     return data
+
+
+SESSIONS = {"aind_ecephys_4_2026-01-04_10-00-00": "aind", "mouse1_day1_g0": "spikeglx",
+            "mouse2_2026-01-02_10-00-00": "openephys", "mouse3_session": "nwb", "rig5_session1": "spikeinterface"}
 
 
 def _mkdir(path):
@@ -104,20 +126,19 @@ def _mkdir(path):
 def test_discover_prints_sessions_without_running(lab_share):
     result = CliRunner().invoke(main, ["discover", str(lab_share)])
     assert result.exit_code == 0, result.output
-    for name in ("mouse1_day1_g0", "mouse2_2026-01-02_day2_g0", "mouse3_session"):
-        assert name in result.output
-    assert "3 session(s), 3 stream(s) to sort, 0 problem(s)" in result.output
-    assert "LF band" not in result.output
+    for name, fmt in SESSIONS.items():
+        assert any(line.startswith(name) and fmt in line for line in result.output.splitlines()), name
+    assert "5 session(s), 5 stream(s) to sort, 0 problem(s)" in result.output
 
 
 def test_nested_mixed_sessions_run_with_one_command(lab_share, tmp_path):
+    """Every format, discovered and sorted end to end (SpyKING CIRCUS 2, 10 s debug clips), with one command."""
     before = tree_checksums(lab_share)
     results = tmp_path / "results"
     config = quiet_config(spikesorting={"sorter": "spykingcircus2"}, dispatch={"debug": True, "debug_duration_s": 10.0})
     summary = run_pipeline(lab_share, results, config)
     assert summary.ok, summary
-    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == [
-        "mouse1_day1_g0", "mouse2_2026-01-02_day2_g0", "mouse3_session"]
+    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted(SESSIONS)
     assert {s.status for s in summary.streams} == {"ok"}
     for session_dir in summary.session_dirs.values():
         assert (session_dir / "processing.json").exists()
@@ -135,7 +156,7 @@ def test_any_spikeinterface_reader_through_an_input_file(tmp_path):
     write_binary_recording(recording, file_paths=[session / "traces.raw"], dtype="float32")
     probeinterface.write_probeinterface(session / "probe.json", recording.get_probegroup())
     spec = ("reader: read_binary\nreader_kwargs:\n  file_paths: [traces.raw]\n  sampling_frequency: 30000.0\n"
-            "  num_channels: 16\n  dtype: float32\n")
+            "  num_channels: 16\n  dtype: float32\n  gain_to_uV: 1.0\n  offset_to_uV: 0.0\n")
     (session / "spikeline_input.yaml").write_text(spec + "probe: probe.json\n")
     (plan,) = plan_sessions(tmp_path, DispatchParams(input="spikeinterface"))
     assert plan.name == "rig3_session7" and plan.format == "spikeinterface" and not plan.problems
@@ -149,6 +170,50 @@ def test_any_spikeinterface_reader_through_an_input_file(tmp_path):
     (session / "spikeline_input.yaml").write_text(spec)  # no probe: a clear problem
     (plan,) = plan_sessions(tmp_path, DispatchParams())
     assert plan.jobs == [] and "gives no probe geometry" in plan.problems[0]["error"]
+    (session / "spikeline_input.yaml").write_text(spec.replace("  gain_to_uV: 1.0\n  offset_to_uV: 0.0\n", "")
+                                                  + "probe: probe.json\n")
+    (plan,) = plan_sessions(tmp_path, DispatchParams())
+    assert "gives no gain to microvolts" in plan.problems[0]["error"]
     (session / "spikeline_input.yaml").write_text(spec.replace("read_binary", "read_binry"))
     (plan,) = plan_sessions(tmp_path, DispatchParams())
     assert "unknown reader 'read_binry'" in plan.problems[0]["error"]
+
+
+def test_open_ephys_session_with_two_probes_and_missing_oebin(tmp_path):
+    from spikeline.formats.openephys import write_openephys_session
+
+    recordings = [_recording(duration_s=2.0, seed=s) for s in (1, 2)]
+    write_openephys_session(recordings, tmp_path / "share" / "2026-01-01_mouse4")
+    (plan,) = plan_sessions(tmp_path / "share", DispatchParams())
+    assert plan.format == "openephys" and plan.name == "2026-01-01_mouse4" and not plan.problems
+    assert [j["stream"] for j in plan.jobs] == ["block0_Neuropix-PXI-100.ProbeA-AP_recording1",
+                                                 "block0_Neuropix-PXI-100.ProbeB-AP_recording1"]
+    import spikeinterface as si
+
+    reloaded = si.load(plan.jobs[0]["recording"])
+    np.testing.assert_allclose(reloaded.get_channel_locations(), recordings[0].get_channel_locations())
+
+    oebin = next((tmp_path / "share").rglob("structure.oebin"))
+    oebin.unlink()
+    (plan,) = plan_sessions(tmp_path / "share", DispatchParams())
+    assert plan.jobs == [] and "has continuous data but no structure.oebin" in plan.problems[0]["error"]
+
+
+def test_aind_session_reads_compressed_traces_with_the_clipped_probe(tmp_path):
+    from spikeline.formats.aind import compressed_name
+    from spikeline.formats.openephys import write_openephys_session
+
+    recording = _recording(duration_s=2.0, seed=4)
+    session = tmp_path / "ecephys_123456_2026-01-01_12-00-00"
+    write_openephys_session([recording], session / "ecephys" / "ecephys_clipped")
+    stream = "Record Node 101#Neuropix-PXI-100.ProbeA-AP"
+    recording.save(folder=session / "ecephys" / "ecephys_compressed" / compressed_name(0, stream), format="zarr")
+    (plan,) = plan_sessions(tmp_path, DispatchParams())
+    assert plan.format == "aind" and plan.name == "ecephys_123456_2026-01-01_12-00-00"
+    (job,) = plan.jobs
+    assert any(f["path"].endswith(".zarr") for f in job["files"])
+    import spikeinterface as si
+
+    reloaded = si.load(job["recording"])
+    assert reloaded.has_probe()
+    np.testing.assert_allclose(reloaded.get_traces(end_frame=100), recording.get_traces(end_frame=100), atol=1e-3)

@@ -46,7 +46,7 @@ def _overrides(sorter: str | None = None, n_jobs: int | None = None, **dispatch)
 def _dispatch_options(command):
     """The dispatch flags shared by `run` and `discover`."""
     options = [
-        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "nwb", "spikeinterface"]), default=None,
+        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "openephys", "nwb", "aind", "spikeinterface"]), default=None,
                      help="Input format (default: auto, which detects every supported format)."),
         click.option("--split-segments/--no-split-segments", default=None,
                      help="One job per segment (default), or concatenate segments."),

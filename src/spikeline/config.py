@@ -63,7 +63,7 @@ class JobParams(_Section):
 class DispatchParams(_Section):
     """Which inputs become which jobs (AIND job-dispatch names)."""
 
-    input: Literal["auto", "spikeglx", "nwb", "spikeinterface"] = Field(
+    input: Literal["auto", "spikeglx", "openephys", "nwb", "aind", "spikeinterface"] = Field(
         "auto", description="Input format; 'auto' finds every supported format under the data folder."
     )
     split_segments: bool = Field(

@@ -51,8 +51,12 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
 
 
 def file_fingerprint(path: Path, hash_max_bytes: int = 1 << 20) -> dict[str, Any]:
-    """Identify a raw file cheaply: path, size and mtime; plus SHA-256 for small files (``.meta``, headers)."""
+    """Identify a raw file or folder cheaply: path, size and mtime; plus SHA-256 for small files (``.meta``)."""
     stat = path.stat()
+    if path.is_dir():  # a zarr store: total size and newest modification inside
+        files = [p.stat() for p in path.rglob("*") if p.is_file()]
+        return {"path": str(path), "size_bytes": sum(f.st_size for f in files),
+                "mtime_ns": max((f.st_mtime_ns for f in files), default=stat.st_mtime_ns)}
     info: dict[str, Any] = {"path": str(path), "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     if stat.st_size <= hash_max_bytes:
         info["sha256"] = file_sha256(path)

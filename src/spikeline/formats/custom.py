@@ -94,6 +94,10 @@ def open_session(folder: Path) -> tuple[list[StreamCandidate], list[dict[str, st
             recording = recording.set_probegroup(probeinterface.read_probeinterface(probe_path)) or recording
     except Exception as exc:
         return [], [{"path": str(path), "error": f"cannot read the recording described by {path}: {exc}"}], []
+    if not recording.has_scaleable_traces():
+        return [], [{"path": str(path), "error": (
+            f"{path}: the {spec['reader']} reader gives no gain to microvolts, and preprocessing thresholds are in "
+            "microvolts. Add the gain to reader_kwargs (for read_binary: gain_to_uV and offset_to_uV).")}], []
     if not recording.has_probe():
         return [], [{"path": str(path), "error": (
             f"{path}: the {spec['reader']} reader gives no probe geometry. Add 'probe: probe.json' (a probeinterface "

@@ -1,7 +1,8 @@
 """Dispatch: find the sessions and streams under a data folder and write one job per stream.
 
 Sessions are found at any depth: a SpikeGLX ``<run>_g<N>`` folder (or a folder of ``.ap.bin``/``.ap.meta``
-files), an NWB file. Each session is named by its path relative to the data folder. Every stream is checked
+files), an Open Ephys folder of record nodes, an AIND session (``ecephys/ecephys_clipped``), an NWB file, or a
+folder with a ``spikeline_input.yaml`` naming any SpikeInterface reader. Each session is named by its path relative to the data folder. Every stream is checked
 before it is opened; an unusable file becomes a *problem* whose message names the file and says what to do,
 and the other streams still run. Streams left out on purpose (LF, NIDQ, SYNC, OneBox, series below 10 kHz,
 shorter than ``min_duration_s``) are listed with their reason.
@@ -23,14 +24,15 @@ from typing import Any
 
 from ..config import DispatchParams
 from ..errors import InputError
-from ..formats import StreamCandidate, custom, nwb, spikeglx
+from ..formats import StreamCandidate, aind, custom, nwb, openephys, spikeglx
 from ..layout import ResultsLayout, safe_name, stream_name
 from ..provenance import atomic_write_json, file_fingerprint, now_iso, read_json
 
 logger = logging.getLogger("spikeline")
 
-#: Input formats, each a module with ``find_sessions`` and ``open_session``; ``auto`` tries them all.
-FORMATS = {"spikeglx": spikeglx, "nwb": nwb, "spikeinterface": custom}
+#: Input formats, each a module with ``find_sessions`` and ``open_session``; ``auto`` tries them all, in this order,
+#: and a session found inside another one (an AIND session's clipped Open Ephys folder) belongs to the outer one.
+FORMATS = {"spikeinterface": custom, "aind": aind, "spikeglx": spikeglx, "openephys": openephys, "nwb": nwb}
 
 
 @dataclass
@@ -92,10 +94,16 @@ def find_sessions(data_dir: Path, input_format: str = "auto") -> list[tuple[str,
         if data_dir.suffix == ".nwb" and "nwb" in formats:
             return [("nwb", data_dir)]
         raise InputError(f"{data_dir} is a file; give the folder that holds the session(s), or an .nwb file.")
-    sessions = [(name, path) for name, module in formats.items() for path in module.find_sessions(data_dir)]
+    sessions: list[tuple[str, Path]] = []
+    for name, module in formats.items():
+        for path in module.find_sessions(data_dir):
+            if not any(other == path or other in path.parents for _, other in sessions):
+                sessions.append((name, path))
+    sessions.sort(key=lambda item: str(item[1]))
     if not sessions:
         looked_for = {"spikeglx": "SpikeGLX *.ap.bin/*.ap.meta", "nwb": "NWB *.nwb files",
-                      "spikeinterface": "spikeline_input.yaml/.json files"}
+                      "spikeinterface": "spikeline_input.yaml/.json files",
+                      "openephys": "Open Ephys structure.oebin", "aind": "AIND ecephys/ecephys_clipped folders"}
         raise InputError(
             f"no recording was found under {data_dir} (looked for: "
             f"{', '.join(looked_for[f] for f in formats)}). Point spikeline at the folder that holds your sessions, "
