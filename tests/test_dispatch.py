@@ -217,3 +217,19 @@ def test_aind_session_reads_compressed_traces_with_the_clipped_probe(tmp_path):
     reloaded = si.load(job["recording"])
     assert reloaded.has_probe()
     np.testing.assert_allclose(reloaded.get_traces(end_frame=100), recording.get_traces(end_frame=100), atol=1e-3)
+
+
+def test_gapped_timestamps_are_reset_or_refused(tmp_path):
+    recording = _recording(duration_s=2.0)
+    times = np.arange(recording.get_num_samples()) / 30000.0
+    times[30000:] += 0.5  # a 500 ms gap after 1 s
+    write_nwb_recording(recording, tmp_path / "gap.nwb", timestamps_s=times)
+    (plan,) = plan_sessions(tmp_path, DispatchParams())
+    (job,) = plan.jobs
+    assert "1 gap(s) longer than 2 ms" in job["timestamps_reset"]
+    import spikeinterface as si
+
+    assert not si.load(job["recording"]).has_time_vector()
+    (plan,) = plan_sessions(tmp_path, DispatchParams(timestamps="fail"))
+    assert plan.jobs == [] and "has irregular timestamps" in plan.problems[0]["error"]
+    assert "--reset-timestamps" in plan.problems[0]["error"]

@@ -57,15 +57,20 @@ def _dispatch_options(command):
                      help="Seconds kept per stream with --debug (default 30)."),
         click.option("--min-duration", "min_duration_s", type=float, default=None,
                      help="Skip streams shorter than this many seconds (reason recorded)."),
+        click.option("--reset-timestamps/--fail-on-bad-timestamps", "reset_timestamps", default=None,
+                     help="Irregular timestamps: reset them to a regular clock (default, recorded) or refuse."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _dispatch_kwargs(input_format, split_segments, split_groups, debug, debug_duration_s, min_duration_s) -> dict:
+def _dispatch_kwargs(input_format, split_segments, split_groups, debug, debug_duration_s, min_duration_s,
+                     reset_timestamps) -> dict:
+    timestamps = None if reset_timestamps is None else ("reset" if reset_timestamps else "fail")
     return {"input": input_format, "split_segments": split_segments, "split_groups": split_groups,
-            "debug": debug, "debug_duration_s": debug_duration_s, "min_duration_s": min_duration_s}
+            "debug": debug, "debug_duration_s": debug_duration_s, "min_duration_s": min_duration_s,
+            "timestamps": timestamps}
 
 
 def _print_summary(summary, elapsed_s: float) -> None:

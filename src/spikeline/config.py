@@ -73,6 +73,10 @@ class DispatchParams(_Section):
     debug: bool = Field(False, description="Clip every stream to debug_duration_s (quick test runs).")
     debug_duration_s: float = Field(30.0, gt=0, description="Length of each stream in debug mode, in seconds.")
     min_duration_s: float = Field(0.0, ge=0, description="Skip streams shorter than this, with a recorded reason.")
+    timestamps: Literal["reset", "fail"] = Field(
+        "reset", description="Non-monotonic or gapped timestamps: reset them to a regular clock (recorded in the "
+        "job) or report the stream as a problem."
+    )
 
 
 class PreprocessingParams(_Section):

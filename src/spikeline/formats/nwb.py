@@ -68,7 +68,7 @@ def open_session(path: Path) -> tuple[list[StreamCandidate], list[dict[str, str]
             not_sorted.append({"path": f"{path}:{series_path}", "reason": "processed series (only acquisition is sorted)"})
             continue
         try:
-            recording = se.read_nwb_recording(path, electrical_series_path=series_path)
+            recording = se.read_nwb_recording(path, electrical_series_path=series_path, load_time_vector=True)
         except Exception as exc:
             problems.append({"path": str(path), "error": f"cannot open {series_path} in {path}: {exc}"})
             continue
@@ -94,6 +94,7 @@ def write_nwb_recording(
     with_locations: bool = True,
     extra_lfp_rate_hz: float | None = None,
     session_start_time: dt.datetime | None = None,
+    timestamps_s: np.ndarray | None = None,
 ) -> Path:
     """Write a single-segment recording as an NWB file with pynwb (acquisition ElectricalSeries, int16).
 
@@ -111,6 +112,8 @@ def write_nwb_recording(
         Also write a decimated ``ElectricalSeriesLFP`` at this rate (which dispatch must skip).
     session_start_time : datetime | None, default: None
         Time-zone-aware start time; a fixed date by default.
+    timestamps_s : numpy.ndarray | None, default: None
+        Explicit sample times for the main series instead of a rate (e.g. to write a gapped clock).
 
     Returns
     -------
@@ -139,8 +142,9 @@ def write_nwb_recording(
     region = nwbfile.create_electrode_table_region(list(range(len(groups))), "all electrodes")
     traces = recording.get_traces(return_in_uV=False)
     counts = np.round(traces / uv_per_bit).astype("int16")
+    clock = {"timestamps": timestamps_s} if timestamps_s is not None else {"rate": recording.sampling_frequency}
     nwbfile.add_acquisition(ElectricalSeries(name=series_name, data=counts, electrodes=region,
-                                             rate=recording.sampling_frequency, conversion=uv_per_bit * 1e-6))
+                                             conversion=uv_per_bit * 1e-6, **clock))
     if extra_lfp_rate_hz:
         step = int(round(recording.sampling_frequency / extra_lfp_rate_hz))
         nwbfile.add_acquisition(ElectricalSeries(name=f"{series_name}LFP", data=counts[::step], electrodes=region,

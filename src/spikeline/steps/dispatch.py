@@ -122,6 +122,30 @@ def _clip(recording, duration_s: float):
     return append_recordings([segment.frame_slice(0, num_frames) for segment in split_recording(recording)])
 
 
+#: Timestamp checks (as in the AIND job dispatch): backwards steps, gaps, repeated samples.
+MAX_GAP_S = 0.002
+MAX_BACKWARD_STEPS = 10
+MAX_ZERO_STEP_FRACTION = 0.02
+
+
+def timestamp_problem(recording) -> str | None:
+    """Why a recording's time vector cannot be trusted, or None (also when it has no time vector)."""
+    import numpy as np
+
+    for segment_index in range(recording.get_num_segments()):
+        if not recording.has_time_vector(segment_index=segment_index):
+            continue
+        steps = np.diff(recording.get_times(segment_index=segment_index))
+        period = 1.0 / recording.sampling_frequency
+        backward = int(np.sum(steps < 0))
+        gaps = int(np.sum(steps > period + MAX_GAP_S))
+        zero_fraction = float(np.mean(steps == 0)) if len(steps) else 0.0
+        if backward > MAX_BACKWARD_STEPS or gaps or zero_fraction >= MAX_ZERO_STEP_FRACTION:
+            return (f"segment {segment_index}: {backward} backward step(s), {gaps} gap(s) longer than "
+                    f"{MAX_GAP_S * 1e3:g} ms, {zero_fraction:.1%} repeated timestamps")
+    return None
+
+
 def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: DispatchParams) -> tuple[list[dict], list[dict]]:
     """Jobs of one stream (per segment, per group), debug-clipped, and the parts skipped as too short.
 
@@ -146,6 +170,13 @@ def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: Dispatch
     from spikeinterface.core import concatenate_recordings
 
     recording = candidate.recording
+    problem = timestamp_problem(recording)
+    if problem and params.timestamps == "fail":
+        raise InputError(f"{candidate.files[0]} ({candidate.stream_id}) has irregular timestamps: {problem}. Rerun with "
+                         "timestamps 'reset' (--reset-timestamps) to sort it on a regular clock from its first sample.")
+    if problem:
+        logger.warning("%s (%s): timestamps reset: %s", candidate.files[0], candidate.stream_id, problem)
+        recording.reset_times()  # in place, on this dispatch's own reader object; the job records why
     if params.split_segments or recording.get_num_segments() == 1:
         segments = [(i, recording.select_segments([i])) if recording.get_num_segments() > 1 else (i, recording)
                     for i in range(recording.get_num_segments())]
@@ -184,6 +215,7 @@ def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: Dispatch
                 "sampling_frequency_hz": part.sampling_frequency,
                 "duration_s": round(duration_s, 6),
                 "debug_clipped": params.debug,
+                "timestamps_reset": problem,
                 "probe_part_number": candidate.probe_part_number,
                 "files": [file_fingerprint(p) for p in candidate.files],
                 "recording": _to_json_dict(part),
@@ -216,7 +248,11 @@ def plan_sessions(data_dir: Path, params: DispatchParams) -> list[SessionPlan]:
         plan = SessionPlan(name=name, format=fmt, path=path)
         candidates, plan.problems, plan.not_sorted = FORMATS[fmt].open_session(path)
         for candidate in candidates:
-            jobs, skipped = fan_out(candidate, name, fmt, params)
+            try:
+                jobs, skipped = fan_out(candidate, name, fmt, params)
+            except InputError as exc:
+                plan.problems.append({"path": str(candidate.files[0]), "error": str(exc)})
+                continue
             plan.jobs.extend(jobs)
             plan.not_sorted.extend(skipped)
         plans.append(plan)
