@@ -146,6 +146,12 @@ def timestamp_problem(recording) -> str | None:
     return None
 
 
+def _probe_model(recording) -> str | None:
+    """The probe's part number or model name, when the reader annotated it."""
+    annotations = recording.get_probegroup().probes[0].annotations
+    return annotations.get("part_number") or annotations.get("model_name") or None
+
+
 def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: DispatchParams) -> tuple[list[dict], list[dict]]:
     """Jobs of one stream (per segment, per group), debug-clipped, and the parts skipped as too short.
 
@@ -183,6 +189,7 @@ def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: Dispatch
     else:
         segments = [(0, concatenate_recordings([recording.select_segments([i])
                                                  for i in range(recording.get_num_segments())]))]
+    part_number = candidate.probe_part_number or _probe_model(recording)
     jobs, skipped = [], []
     for segment_index, segment in segments:
         groups = np.unique(segment.get_channel_groups())
@@ -216,7 +223,7 @@ def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: Dispatch
                 "duration_s": round(duration_s, 6),
                 "debug_clipped": params.debug,
                 "timestamps_reset": problem,
-                "probe_part_number": candidate.probe_part_number,
+                "probe_part_number": part_number,
                 "files": [file_fingerprint(p) for p in candidate.files],
                 "recording": _to_json_dict(part),
             })
