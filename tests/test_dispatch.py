@@ -135,7 +135,8 @@ def test_nested_mixed_sessions_run_with_one_command(lab_share, tmp_path):
     """Every format, discovered and sorted end to end (SpyKING CIRCUS 2, 10 s debug clips), with one command."""
     before = tree_checksums(lab_share)
     results = tmp_path / "results"
-    config = quiet_config(spikesorting={"sorter": "spykingcircus2"}, dispatch={"debug": True, "debug_duration_s": 10.0})
+    config = quiet_config(spikesorting={"sorter": "spykingcircus2"}, dispatch={"debug": True, "debug_duration_s": 10.0},
+                          preprocessing={"motion": "skip"})
     summary = run_pipeline(lab_share, results, config)
     assert summary.ok, summary
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted(SESSIONS)

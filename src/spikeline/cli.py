@@ -1,4 +1,4 @@
-"""Command line: ``spikeline run``, ``spikeline demo``, ``spikeline synthesize``, ``spikeline evaluate``."""
+"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config``."""
 
 from __future__ import annotations
 
@@ -30,23 +30,45 @@ def _configure_console(verbose: bool) -> None:
     root.addHandler(handler)
 
 
-def _overrides(sorter: str | None = None, n_jobs: int | None = None, **dispatch) -> dict:
-    """Configuration overrides from CLI flags (flags left unset do not override the file)."""
-    overrides: dict = {}
+def _dispatch_kwargs(input_format=None, split_segments=None, split_groups=None, debug=None, debug_duration_s=None,
+                     min_duration_s=None, reset_timestamps=None) -> dict:
+    timestamps = None if reset_timestamps is None else ("reset" if reset_timestamps else "fail")
+    values = {"input": input_format, "split_segments": split_segments, "split_groups": split_groups,
+              "debug": debug, "debug_duration_s": debug_duration_s, "min_duration_s": min_duration_s,
+              "timestamps": timestamps}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _overrides(sorter: str | None = None, n_jobs: int | None = None, runmode: str | None = None,
+               preprocessing_args: str | None = None, spikesort_args: str | None = None,
+               job_dispatch_args: str | None = None, **dispatch) -> dict:
+    """Configuration overrides from CLI flags: AIND argument strings first, then the plain flags (which win)."""
+    from .aind_args import aind_overrides
+    from .config import deep_merge
+
+    flags: dict = {}
     if sorter is not None:
-        overrides["spikesorting"] = {"sorter": sorter}
+        flags["spikesorting"] = {"sorter": sorter}
     if n_jobs is not None:
-        overrides["job"] = {"n_jobs": n_jobs}
-    dispatch = {key: value for key, value in dispatch.items() if value is not None}
-    if dispatch:
-        overrides["dispatch"] = dispatch
-    return overrides
+        flags["job"] = {"n_jobs": n_jobs}
+    if runmode is not None:
+        flags["runmode"] = runmode
+    if _dispatch_kwargs(**dispatch):
+        flags["dispatch"] = _dispatch_kwargs(**dispatch)
+    return deep_merge(aind_overrides(preprocessing_args, spikesort_args, job_dispatch_args), flags)
+
+
+def _load(config_file: Path | None, **options):
+    from .config import load_config
+
+    return load_config(config_file, _overrides(**options))
 
 
 def _dispatch_options(command):
-    """The dispatch flags shared by `run` and `discover`."""
+    """The dispatch flags (shared by `run`, `discover` and `config show`)."""
     options = [
-        click.option("--input", "input_format", type=click.Choice(["auto", "spikeglx", "openephys", "nwb", "aind", "spikeinterface"]), default=None,
+        click.option("--input", "input_format", default=None,
+                     type=click.Choice(["auto", "spikeglx", "openephys", "nwb", "aind", "spikeinterface"]),
                      help="Input format (default: auto, which detects every supported format)."),
         click.option("--split-segments/--no-split-segments", default=None,
                      help="One job per segment (default), or concatenate segments."),
@@ -59,18 +81,33 @@ def _dispatch_options(command):
                      help="Skip streams shorter than this many seconds (reason recorded)."),
         click.option("--reset-timestamps/--fail-on-bad-timestamps", "reset_timestamps", default=None,
                      help="Irregular timestamps: reset them to a regular clock (default, recorded) or refuse."),
+        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="YAML configuration file."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _dispatch_kwargs(input_format, split_segments, split_groups, debug, debug_duration_s, min_duration_s,
-                     reset_timestamps) -> dict:
-    timestamps = None if reset_timestamps is None else ("reset" if reset_timestamps else "fail")
-    return {"input": input_format, "split_segments": split_segments, "split_groups": split_groups,
-            "debug": debug, "debug_duration_s": debug_duration_s, "min_duration_s": min_duration_s,
-            "timestamps": timestamps}
+def _run_options(command):
+    """Flags that shape a run (shared by `run`, `demo` and `config show`)."""
+    from .config import SORTERS
+
+    options = [
+        click.option("--sorter", type=click.Choice(SORTERS), default=None, help="Spike sorter (default: kilosort4)."),
+        click.option("--n-jobs", type=int, default=None, help="Worker processes (-1: all cores)."),
+        click.option("--runmode", type=click.Choice(["full", "fast"]), default=None,
+                     help="fast: no motion estimation, no PCA-based extensions and metrics."),
+        click.option("--preprocessing_args", "preprocessing_args", default=None,
+                     help='AIND pipeline preprocessing arguments, e.g. "--denoising destripe --motion apply".'),
+        click.option("--spikesort_args", "spikesort_args", default=None,
+                     help='AIND pipeline sorter arguments, e.g. "--skip-motion-correction".'),
+        click.option("--job_dispatch_args", "job_dispatch_args", default=None,
+                     help='AIND pipeline job-dispatch arguments, e.g. "--input spikeglx --debug".'),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _print_summary(summary, elapsed_s: float) -> None:
@@ -90,11 +127,9 @@ def _print_summary(summary, elapsed_s: float) -> None:
                f"results in {summary.results_dir}")
 
 
-def _run(data_dir: Path, results: Path, config_file: Path | None, overrides: dict):
-    from .config import load_config
+def _run(data_dir: Path, results: Path, config):
     from .pipeline import run_pipeline
 
-    config = load_config(config_file, overrides)
     t0 = time.perf_counter()
     summary = run_pipeline(data_dir, results, config)
     _print_summary(summary, time.perf_counter() - t0)
@@ -112,21 +147,16 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--results", "results", required=True, type=click.Path(path_type=Path), help="Results folder.")
-@click.option("--sorter", type=click.Choice(["kilosort4", "spykingcircus2"]), default=None,
-              help="Spike sorter (default: kilosort4).")
-@click.option("--n-jobs", type=int, default=None, help="Worker processes (-1: all cores).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="YAML configuration file.")
+@_run_options
 @_dispatch_options
-def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, config_file: Path | None,
-        **dispatch) -> None:
+def run(data_dir: Path, results: Path, config_file: Path | None, **options) -> None:
     """Sort every stream of every session under DATA_DIR into RESULTS (resumes: only what changed is redone).
 
     DATA_DIR may be one session (results go to RESULTS) or a tree of sessions at any depth (results go to
     RESULTS/<session>).
     """
     try:
-        summary = _run(data_dir, results, config_file, _overrides(sorter, n_jobs, **_dispatch_kwargs(**dispatch)))
+        summary = _run(data_dir, results, _load(config_file, **options))
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
     if not summary.ok:
@@ -135,16 +165,15 @@ def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, c
 
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="YAML configuration file (its dispatch section applies).")
+@click.option("--job_dispatch_args", "job_dispatch_args", default=None,
+              help='AIND pipeline job-dispatch arguments, e.g. "--input spikeglx --debug".')
 @_dispatch_options
-def discover(data_dir: Path, config_file: Path | None, **dispatch) -> None:
+def discover(data_dir: Path, config_file: Path | None, **options) -> None:
     """List the sessions and streams under DATA_DIR, and what will be skipped and why, without running anything."""
-    from .config import load_config
     from .steps.dispatch import plan_sessions
 
     try:
-        config = load_config(config_file, _overrides(**_dispatch_kwargs(**dispatch)))
+        config = _load(config_file, **options)
         plans = plan_sessions(data_dir, config.dispatch)
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
@@ -192,7 +221,8 @@ def evaluate(results: Path, ground_truth: Path) -> None:
 
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("demo_output"), show_default=True)
-@click.option("--sorter", type=click.Choice(["kilosort4", "spykingcircus2"]), default="kilosort4", show_default=True)
+@click.option("--sorter", type=click.Choice(["kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupin"]),
+              default="kilosort4", show_default=True)
 @click.option("--num-channels", default=DEMO_NUM_CHANNELS, show_default=True)
 @click.option("--duration-s", default=DEMO_DURATION_S, show_default=True)
 @click.option("--num-units", default=DEMO_NUM_UNITS, show_default=True)
@@ -208,7 +238,7 @@ def demo(workdir: Path, sorter: str, num_channels: int, duration_s: float, num_u
                f"{num_units} ground-truth units)")
     results = workdir / "results"
     try:
-        summary = _run(session.data_dir, results, None, _overrides(sorter, n_jobs))
+        summary = _run(session.data_dir, results, _load(None, sorter=sorter, n_jobs=n_jobs))
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
     scores = evaluate_results(results, session.ground_truth_dir)
@@ -233,3 +263,36 @@ load the results in Python (from any folder):
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.group("config")
+def config_group() -> None:
+    """Show the resolved configuration or write its JSON Schema."""
+
+
+@config_group.command("show")
+@_run_options
+@_dispatch_options
+def config_show(config_file: Path | None, **options) -> None:
+    """Print the fully resolved configuration (defaults, file and flags) as YAML."""
+    import yaml
+
+    try:
+        config = _load(config_file, **options)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+@config_group.command("schema")
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=False), required=False)
+def config_schema(output: Path | None) -> None:
+    """Write the configuration's JSON Schema to OUTPUT (or print it)."""
+    from .config import PipelineConfig
+
+    text = json.dumps(PipelineConfig.model_json_schema(), indent=2)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n")
+        click.echo(f"wrote {output}")

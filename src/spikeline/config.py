@@ -22,7 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-SORTERS = ("kilosort4", "spykingcircus2")
+SORTERS = ("kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupin", "kilosort25")
+#: spikeline sorter name -> SpikeInterface sorter name, where they differ.
+SI_SORTER_NAMES = {"kilosort25": "kilosort2_5"}
+#: Extensions dropped by ``runmode: fast`` (the slowest; PC metrics go with principal_components).
+FAST_MODE_SKIPPED_EXTENSIONS = ("principal_components", "spike_locations")
 
 
 class _Section(BaseModel):
@@ -80,36 +84,69 @@ class DispatchParams(_Section):
 
 
 class PreprocessingParams(_Section):
-    """Phase shift, filtering, bad-channel removal and common referencing (AIND pipeline names)."""
+    """Phase shift, filtering, bad channels, denoising and motion (the AIND pipeline's options and names)."""
 
     phase_shift: dict[str, Any] = Field(
         default_factory=lambda: {"margin_ms": 100.0},
         description="spikeinterface.preprocessing.phase_shift arguments; applied when the probe has "
         "inter-sample shifts (Neuropixels).",
     )
-    filter_type: Literal["highpass"] = "highpass"
+    filter_type: Literal["highpass", "bandpass"] = Field("highpass", description="Temporal filter.")
     highpass_filter: dict[str, Any] = Field(
         default_factory=lambda: {"freq_min": 300.0}, description="spikeinterface.preprocessing.highpass_filter arguments."
+    )
+    bandpass_filter: dict[str, Any] = Field(
+        default_factory=lambda: {"freq_min": 300.0, "freq_max": 6000.0},
+        description="spikeinterface.preprocessing.bandpass_filter arguments (filter_type: bandpass).",
     )
     detect_bad_channels: dict[str, Any] = Field(
         default_factory=lambda: {"method": "coherence+psd", "seed": 0},
         description="spikeinterface.preprocessing.detect_bad_channels arguments (IBL coherence+psd by default).",
     )
-    remove_bad_channels: bool = Field(True, description="Remove the detected dead, noisy and outside channels.")
+    remove_out_channels: bool = Field(True, description="Remove channels detected outside the brain ('out').")
+    remove_bad_channels: bool = Field(True, description="Remove dead and noisy channels.")
+    interpolate_bad_channels: bool = Field(
+        False, description="Interpolate dead and noisy channels from their neighbours instead of removing them."
+    )
     max_bad_channel_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="Skip the stream (with a recorded reason) above this fraction of bad channels."
     )
-    denoising: Literal["cmr"] = "cmr"
+    denoising: Literal["cmr", "destripe"] = Field(
+        "cmr", description="cmr: global common median reference; destripe: IBL highpass spatial filter."
+    )
     common_reference: dict[str, Any] = Field(
         default_factory=lambda: {"reference": "global", "operator": "median"},
-        description="spikeinterface.preprocessing.common_reference arguments.",
+        description="spikeinterface.preprocessing.common_reference arguments (denoising: cmr).",
     )
+    highpass_spatial_filter: dict[str, Any] = Field(
+        default_factory=dict,
+        description="spikeinterface.preprocessing.highpass_spatial_filter arguments (denoising: destripe).",
+    )
+    motion: Literal["skip", "compute", "apply"] = Field(
+        "compute", description="skip; compute (estimate and save, do not apply); apply (estimate, save and correct)."
+    )
+    motion_preset: str = Field("dredge_fast", description="A motion preset of the installed SpikeInterface.")
+    motion_temporal_bin_s: float = Field(1.0, gt=0, description="Time bin of the motion estimate, in seconds.")
+    motion_window_fraction: float = Field(
+        0.1, gt=0, le=1, description="Non-rigid window step and scale, as a fraction of the probe's span."
+    )
+
+    @field_validator("motion_preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from spikeinterface.preprocessing import get_motion_presets
+
+        presets = [p for p in get_motion_presets() if p]
+        if value not in presets:
+            raise ValueError(f"unknown motion preset '{value}'; the installed SpikeInterface offers: {presets}")
+        return value
 
     @model_validator(mode="after")
     def _check_passthrough(self) -> "PreprocessingParams":
         import spikeinterface.preprocessing as spre
 
-        for name in ("phase_shift", "highpass_filter", "detect_bad_channels", "common_reference"):
+        for name in ("phase_shift", "highpass_filter", "bandpass_filter", "detect_bad_channels", "common_reference",
+                     "highpass_spatial_filter"):
             _check_kwargs(f"preprocessing.{name}", getattr(spre, name), getattr(self, name))
         return self
 
@@ -117,7 +154,9 @@ class PreprocessingParams(_Section):
 class SpikeSortingParams(_Section):
     """Which sorter runs and with which parameter overrides."""
 
-    sorter: Literal["kilosort4", "spykingcircus2"] = "kilosort4"
+    sorter: Literal["kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupin", "kilosort25"] = Field(
+        "kilosort4", description="Spike sorter (run through SpikeInterface)."
+    )
     skip_motion_correction: bool = Field(False, description="Turn the sorter's own drift correction off.")
     min_drift_channels: int = Field(
         96, ge=0, description="Below this channel count the sorter's own drift correction is turned off (as in AIND)."
@@ -126,6 +165,10 @@ class SpikeSortingParams(_Section):
         default_factory=lambda: {"kilosort4": {}, "spykingcircus2": {"apply_preprocessing": False}},
         description="Per-sorter overrides of SpikeInterface's sorter parameters; names are checked against the "
         "installed sorter.",
+    )
+    container_image: str | None = Field(
+        None, description="For kilosort25 without a local MATLAB install: a local Docker image name or Apptainer/"
+        "Singularity .sif file with Kilosort2.5 compiled (used with SpikeInterface's container support).",
     )
 
     @field_validator("sorter_params")
@@ -136,8 +179,46 @@ class SpikeSortingParams(_Section):
             raise ValueError(f"unknown sorter(s) {unknown}; valid sorters are: {list(SORTERS)}")
         return value
 
+    @property
+    def si_sorter_name(self) -> str:
+        """SpikeInterface's name of the selected sorter."""
+        return SI_SORTER_NAMES.get(self.sorter, self.sorter)
+
+    def container_runtime(self) -> dict[str, Any]:
+        """``run_sorter`` container arguments for ``container_image`` (empty without one)."""
+        import shutil
+
+        if not self.container_image:
+            return {}
+        if self.container_image.endswith(".sif"):
+            runtime = shutil.which("apptainer") or shutil.which("singularity")
+            return {"singularity_image": self.container_image} if runtime else {}
+        return {"docker_image": self.container_image} if shutil.which("docker") else {}
+
+    def check_available(self) -> None:
+        """Fail before any work when the selected sorter cannot run here, saying what to install.
+
+        Raises
+        ------
+        ConfigError
+        """
+        import spikeinterface.sorters as ss
+
+        if self.si_sorter_name in ss.installed_sorters() or self.container_runtime():
+            return
+        if self.sorter == "kilosort25":
+            raise ConfigError(
+                "kilosort25 needs MATLAB with Kilosort 2.5 (set KILOSORT2_5_PATH; SpikeInterface checks it) or a "
+                "container: set spikesorting.container_image to a local Docker image or Apptainer .sif with "
+                "Kilosort2.5 compiled. Neither is available on this machine. Kilosort4 (the default) needs no MATLAB."
+            )
+        hint = {"kilosort4": "run `pip install torch==2.13.0` (CPU) then `pip install 'spikeline[kilosort4]'`",
+                "mountainsort5": "run `pip install mountainsort5`"}.get(self.sorter, "install it")
+        raise ConfigError(f"sorter '{self.sorter}' is not installed in this environment ({hint}). Installed sorters: "
+                          f"{sorted(ss.installed_sorters())}.")
+
     def resolved_sorter_params(self) -> dict[str, Any]:
-        """Overrides for the selected sorter, checked against the installed sorter's parameter names.
+        """Overrides for the selected sorter, checked against its parameter names in SpikeInterface.
 
         Returns
         -------
@@ -147,18 +228,13 @@ class SpikeSortingParams(_Section):
         Raises
         ------
         ConfigError
-            If the sorter is not installed or a parameter name is unknown.
+            If the sorter cannot run here or a parameter name is unknown.
         """
         import spikeinterface.sorters as ss
 
-        if self.sorter not in ss.installed_sorters():
-            raise ConfigError(
-                f"sorter '{self.sorter}' is not installed in this environment. Installed sorters: "
-                f"{sorted(ss.installed_sorters())}. For Kilosort4 run `pip install torch==2.13.0` (CPU) "
-                f"then `pip install 'spikeline[kilosort4]'`."
-            )
+        self.check_available()
         overrides = copy.deepcopy(self.sorter_params.get(self.sorter, {}))
-        valid = ss.get_default_sorter_params(self.sorter)
+        valid = ss.get_default_sorter_params(self.si_sorter_name)
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
             raise ConfigError(
@@ -259,14 +335,27 @@ class CurationParams(_Section):
 
 
 class PipelineConfig(_Section):
-    """The whole configuration; every section has defaults."""
+    """The whole configuration; every section has defaults.
 
+    ``runmode: fast`` skips motion estimation and the slowest analyzer extensions
+    (:data:`FAST_MODE_SKIPPED_EXTENSIONS`), as the AIND pipeline's fast mode does.
+    """
+
+    runmode: Literal["full", "fast"] = Field("full", description="full, or fast (no motion, no PCA extensions).")
     job: JobParams = Field(default_factory=JobParams)
     dispatch: DispatchParams = Field(default_factory=DispatchParams)
     preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams)
     spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams)
     postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams)
     curation: CurationParams = Field(default_factory=CurationParams)
+
+    @model_validator(mode="after")
+    def _apply_runmode(self) -> "PipelineConfig":
+        if self.runmode == "fast":
+            self.preprocessing.motion = "skip"
+            for name in FAST_MODE_SKIPPED_EXTENSIONS:
+                self.postprocessing.extensions.pop(name, None)
+        return self
 
     def step_params(self, section: str) -> dict[str, Any]:
         """The resolved parameters of one section, as plain JSON-able data (what provenance records)."""

@@ -5,7 +5,7 @@ Results follow the layout users of the AIND ephys pipeline know::
     RESULTS_DIR/
       processing.json                  every step of every stream: params, versions, times, status
       jobs/<stream>.json               one job per stream found by dispatch (a SpikeInterface recording recipe)
-      preprocessed/<stream>/           preprocessed recording (SpikeInterface binary folder)
+      preprocessed/<stream>/           preprocessed recording (SpikeInterface binary folder; motion/ inside it)
       spikesorted/<stream>/            sorter output as a SpikeInterface sorting folder (+ sorter/ with its logs)
       postprocessed/<stream>/          SortingAnalyzer (binary_folder)
       curated/<stream>/                curated sorting with labels as properties (+ unit_labels.csv)
@@ -33,6 +33,7 @@ STEP_FOLDERS = {
 PROCESSING_JSON = "processing.json"
 UNIT_LABELS_CSV = "unit_labels.csv"
 SORTER_SUBFOLDER = "sorter"
+MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

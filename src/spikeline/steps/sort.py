@@ -1,7 +1,8 @@
 """Sort: run the configured sorter through SpikeInterface on the preprocessed recording.
 
-Kilosort4 is the default (``torch_device="auto"``: CUDA when present, CPU otherwise); SpyKING CIRCUS 2 is the
-alternative. Parameter overrides are checked against the installed sorter before any work (see
+Kilosort4 is the default (``torch_device="auto"``: CUDA when present, CPU otherwise); SpyKING CIRCUS 2,
+Tridesclous 2, MountainSort 5 and Lupin run on CPU; Kilosort 2.5 needs MATLAB or a local container image and
+fails before any work without one. Parameter overrides are checked against the installed sorter before any work (see
 :meth:`spikeline.config.SpikeSortingParams.resolved_sorter_params`). As in the AIND pipeline, the sorter's own
 drift correction is turned off below ``min_drift_channels`` channels or when ``skip_motion_correction`` is set.
 
@@ -17,15 +18,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..config import PipelineConfig
+from ..config import SI_SORTER_NAMES, PipelineConfig
 from ..layout import SORTER_SUBFOLDER, temporary_sibling
 from ..provenance import read_json, remove_path
 from .base import Step, StepContext
 
 logger = logging.getLogger("spikeline")
 
-#: Sorter parameter that switches the sorter's own drift correction, per sorter.
-DRIFT_CORRECTION_PARAM = {"kilosort4": "do_correction", "spykingcircus2": "apply_motion_correction"}
+#: Sorter parameter that switches the sorter's own drift correction, and its "off" value, per sorter.
+DRIFT_CORRECTION_OFF = {"kilosort4": ("do_correction", False), "spykingcircus2": ("apply_motion_correction", False),
+                        "tridesclous2": ("apply_motion_correction", False), "lupin": ("apply_motion_correction", False),
+                        "kilosort25": ("nblocks", 0)}
 
 
 def params(config: PipelineConfig) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def sorter_arguments(sorter: str, overrides: dict[str, Any], num_channels: int, 
     import spikeinterface.sorters as ss
 
     kwargs = dict(overrides)
-    defaults = ss.get_default_sorter_params(sorter)
+    defaults = ss.get_default_sorter_params(SI_SORTER_NAMES.get(sorter, sorter))
     if "job_kwargs" in defaults and "job_kwargs" not in kwargs:
         kwargs["job_kwargs"] = {k: v for k, v in job_kwargs.items() if k in ("n_jobs", "chunk_duration", "progress_bar")}
     reason = None
@@ -73,9 +76,9 @@ def sorter_arguments(sorter: str, overrides: dict[str, Any], num_channels: int, 
         reason = "skip_motion_correction is set"
     elif num_channels < min_drift_channels:
         reason = f"{num_channels} channels < min_drift_channels={min_drift_channels}"
-    drift_param = DRIFT_CORRECTION_PARAM.get(sorter)
+    drift_param, off_value = DRIFT_CORRECTION_OFF.get(sorter, (None, None))
     if reason and drift_param and drift_param not in overrides:
-        kwargs[drift_param] = False
+        kwargs[drift_param] = off_value
     return kwargs, reason
 
 
@@ -115,8 +118,9 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     remove_path(work)
     try:
         try:
-            sorting = ss.run_sorter(p["sorter"], recording, folder=work, remove_existing_folder=True,
-                                    verbose=False, **kwargs)
+            sorting = ss.run_sorter(ctx.config.spikesorting.si_sorter_name, recording, folder=work,
+                                    remove_existing_folder=True, verbose=False,
+                                    **ctx.config.spikesorting.container_runtime(), **kwargs)
         except Exception:
             _keep_sorter_logs(work, ctx.layout.step_log("sort", ctx.stream).parent)
             raise
