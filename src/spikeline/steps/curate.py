@@ -1,4 +1,4 @@
-"""Curate: deduplicate, then flag ``default_qc`` per unit from quality-metric thresholds.
+"""Curate: deduplicate, flag ``default_qc`` from quality-metric thresholds, label units and suggest merges.
 
 1. Duplicated spikes (same unit, within ``censored_period_ms``) are removed.
 2. Redundant units (spike trains that agree above ``duplicate_threshold``) are removed, keeping one of each.
