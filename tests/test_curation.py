@@ -8,6 +8,7 @@ a new unit 6. The only merge worth suggesting is therefore [2, 6].
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,15 @@ def test_a_threshold_on_a_metric_not_computed_is_an_error_unless_disabled(split_
     assert list(labels.index) == list(analyzer.unit_ids)
 
 
+def test_every_default_metric_column_is_documented(split_unit):
+    import spikeinterface as si
+
+    root, _ = split_unit
+    docs = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    columns = si.load_sorting_analyzer(root / "postprocessed").get_metrics_extension_data().columns
+    assert [c for c in columns if f"`{c}`" not in docs] == []
+
+
 def test_curate_parameters_record_the_thresholds_in_force():
     from spikeinterface.curation import bombcell_get_default_thresholds
 
@@ -159,3 +169,20 @@ def test_curation_document_is_valid_for_string_and_integer_ids():
     document = classify.curation_document(["a", "b"], pd.Series({"a": "noise", "b": "mua"}), [["a", "b"]],
                                           remove_noise=False)
     assert "removed" not in document and document["merges"] == [{"unit_ids": ["a", "b"]}]
+
+
+def test_default_pipeline_labels_units_and_writes_curation_json(ks4_run):
+    import spikeinterface as si
+    from spikeinterface.curation import load_curation
+
+    _, results, summary = ks4_run
+    stream = summary.streams[0].stream
+    layout = ResultsLayout(results)
+    record = json.loads(layout.step_record("curate", stream).read_text())
+    counts = record["outputs"]["num_units_per_bombcell_label"]
+    assert sum(counts.values()) == record["outputs"]["num_units"] > 0
+    curated = si.load(layout.step_output("curate", stream))
+    assert set(curated.get_property("bombcell_label")) <= {"good", "mua", "noise", "non_soma"}
+    curation = load_curation(layout.curation_json(stream))
+    assert list(curation.unit_ids) == list(curated.unit_ids)
+    assert record["parameters"]["bombcell"]["resolved_thresholds"]["mua"]["snr"]["greater"] is not None
