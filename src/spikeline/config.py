@@ -252,11 +252,12 @@ def _default_extensions() -> dict[str, dict[str, Any]]:
         "templates": {},
         "spike_amplitudes": {},
         "unit_locations": {"method": "monopolar_triangulation"},
+        "spike_locations": {"method": "grid_convolution"},  # drift metrics (bombcell's drift_ptp) need it
         "correlograms": {"window_ms": 50.0, "bin_ms": 1.0},
         "template_similarity": {"method": "l1"},
         "principal_components": {"n_components": 5, "mode": "by_channel_local", "whiten": True},
         "quality_metrics": {},
-        "template_metrics": {},
+        "template_metrics": {"include_multi_channel_metrics": True},  # exp_decay, a bombcell noise metric
     }
 
 
@@ -305,6 +306,80 @@ class Threshold(_Section):
         return self
 
 
+BOMBCELL_SECTIONS = ("noise", "mua", "non-somatic")
+BOMBCELL_THRESHOLD_KEYS = ("greater", "less", "abs")
+
+
+def metric_columns() -> list[str]:
+    """Every quality- and template-metric column the installed SpikeInterface can compute."""
+    from spikeinterface.metrics import ComputeQualityMetrics, ComputeTemplateMetrics
+
+    return [*ComputeQualityMetrics.get_metric_columns(), *ComputeTemplateMetrics.get_metric_columns()]
+
+
+class BombcellParams(_Section):
+    """Bombcell labels (``noise`` / ``mua`` / ``good`` / ``non_soma``) from SpikeInterface's ``bombcell_label_units``."""
+
+    enabled: bool = Field(True, description="Label units with bombcell's rules.")
+    thresholds: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Overrides of the installed SpikeInterface's bombcell_get_default_thresholds(), per section "
+        "(noise, mua, non-somatic) and metric column: {greater, less, abs}; inclusive bounds, null disables a bound.",
+    )
+    split_non_somatic: bool = Field(False, description="Split non_soma into non_soma_good and non_soma_mua.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+        columns = metric_columns()
+        for section, metrics in value.items():
+            if section not in BOMBCELL_SECTIONS:
+                raise ValueError(f"unknown bombcell section '{section}'; valid sections are: {list(BOMBCELL_SECTIONS)}")
+            for metric, bounds in metrics.items():
+                if metric not in columns:
+                    raise ValueError(f"{section}: unknown metric '{metric}'; valid metric columns are: {columns}")
+                unknown = sorted(set(bounds) - set(BOMBCELL_THRESHOLD_KEYS))
+                if unknown:
+                    raise ValueError(f"{section}.{metric}: unknown key(s) {unknown}; valid keys are: "
+                                     f"{list(BOMBCELL_THRESHOLD_KEYS)}")
+        return value
+
+    def resolved_thresholds(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The installed library's default thresholds with this section's overrides merged in."""
+        from spikeinterface.curation import bombcell_get_default_thresholds
+
+        return deep_merge(bombcell_get_default_thresholds(), self.thresholds)
+
+
+class MergeSuggestionParams(_Section):
+    """Merge suggestions from SpikeInterface's ``compute_merge_unit_groups``; written, never applied."""
+
+    enabled: bool = Field(True, description="Suggest merges among the units not labelled noise.")
+    preset: str = Field("slay", description="compute_merge_unit_groups preset.")
+    steps_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-step parameter overrides (SpikeInterface names, checked)."
+    )
+
+    @model_validator(mode="after")
+    def _check_preset_and_steps(self) -> "MergeSuggestionParams":
+        # SpikeInterface keeps the presets and step defaults in module tables and silently ignores unknown step
+        # parameters, so the names are checked here against those tables.
+        from spikeinterface.curation.auto_merge import _compute_merge_presets, _default_step_params
+
+        if self.preset not in _compute_merge_presets:
+            raise ValueError(f"unknown merge preset '{self.preset}'; valid presets are: {sorted(_compute_merge_presets)}")
+        steps = _compute_merge_presets[self.preset]
+        for step, step_params in self.steps_params.items():
+            if step not in steps:
+                raise ValueError(f"steps_params: step '{step}' is not used by preset '{self.preset}'; its steps are: "
+                                 f"{steps}")
+            unknown = sorted(set(step_params) - set(_default_step_params[step]))
+            if unknown:
+                raise ValueError(f"steps_params.{step}: unknown parameter(s) {unknown}; valid parameters are: "
+                                 f"{sorted(_default_step_params[step])}")
+        return self
+
+
 class CurationParams(_Section):
     """Deduplication and the ``default_qc`` flag."""
 
@@ -323,6 +398,12 @@ class CurationParams(_Section):
             "amplitude_cutoff": Threshold(less=0.1),
         },
         description="Quality-metric thresholds a unit must pass to be flagged default_qc=True (strict; NaN fails).",
+    )
+    bombcell: BombcellParams = Field(default_factory=BombcellParams)
+    merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams)
+    remove_noise_in_curation: bool = Field(
+        True, description="List units labelled noise as 'removed' in curation.json (they stay, flagged, in the "
+        "curated sorting).",
     )
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ Results follow the layout users of the AIND ephys pipeline know::
       preprocessed/<stream>/           preprocessed recording (SpikeInterface binary folder; motion/ inside it)
       spikesorted/<stream>/            sorter output as a SpikeInterface sorting folder (+ sorter/ with its logs)
       postprocessed/<stream>/          SortingAnalyzer (binary_folder)
-      curated/<stream>/                curated sorting with labels as properties (+ unit_labels.csv)
+      curated/<stream>/                curated sorting with labels as properties (+ unit_labels.csv, curation.json)
       provenance/<stream>/<step>.json  step record, written last and atomically (what resume trusts)
       provenance/<stream>/<step>.log   the step's full log
       provenance/dispatch.json         what dispatch found, and what it could not use and why
@@ -32,6 +32,7 @@ STEP_FOLDERS = {
 
 PROCESSING_JSON = "processing.json"
 UNIT_LABELS_CSV = "unit_labels.csv"
+CURATION_JSON = "curation.json"
 SORTER_SUBFOLDER = "sorter"
 MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"
@@ -115,6 +116,9 @@ class ResultsLayout:
 
     def unit_labels_csv(self, stream: str) -> Path:
         return self.step_output("curate", stream) / UNIT_LABELS_CSV
+
+    def curation_json(self, stream: str) -> Path:
+        return self.step_output("curate", stream) / CURATION_JSON
 
     def streams(self) -> list[str]:
         """Streams that dispatch wrote a job for, sorted by name."""

@@ -6,7 +6,7 @@
 2. preprocess   phase shift, highpass, bad channels, CMR               (:mod:`spikeline.steps.preprocess`)
 3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
-5. curate       deduplicate, flag default_qc                           (:mod:`spikeline.steps.curate`)
+5. curate       deduplicate, flag default_qc, bombcell labels, merges   (:mod:`spikeline.steps.curate`)
 
 Steps 2-5 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.

@@ -1,13 +1,17 @@
-"""Curate: deduplicate, then flag ``default_qc`` per unit from quality-metric thresholds.
+"""Curate: deduplicate, flag ``default_qc`` from quality-metric thresholds, label units and suggest merges.
 
 1. Duplicated spikes (same unit, within ``censored_period_ms``) are removed.
 2. Redundant units (spike trains that agree above ``duplicate_threshold``) are removed, keeping one of each.
 3. Every remaining unit gets ``default_qc`` (True when it passes every threshold; comparisons are strict and
    a NaN metric fails) and ``qc_fail_reasons`` (which thresholds it failed, with its values). Units are
    flagged, not removed.
+4. Every remaining unit gets a ``bombcell_label`` (``noise``, ``mua``, ``good``, ``non_soma``), see
+   :mod:`spikeline.classify`.
+5. Merges are suggested among the units that are not noise; they are written, never applied.
 
 Output: ``curated/<stream>/`` is a SpikeInterface sorting folder whose properties hold the labels and the
-quality metrics, plus ``unit_labels.csv`` for spreadsheet users.
+quality and template metrics, plus ``unit_labels.csv`` for spreadsheet users and ``curation.json`` (labels,
+noise units as ``removed``, merge suggestions) in SpikeInterface's curation format, version 2.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import classify
 from ..config import PipelineConfig, Threshold
-from ..layout import UNIT_LABELS_CSV
+from ..layout import CURATION_JSON, UNIT_LABELS_CSV
+from ..provenance import atomic_write_json
 from .base import Step, StepContext
 
 if TYPE_CHECKING:
@@ -25,7 +31,10 @@ if TYPE_CHECKING:
 
 
 def params(config: PipelineConfig) -> dict[str, Any]:
-    return config.step_params("curation")
+    resolved = config.step_params("curation")
+    if config.curation.bombcell.enabled:  # the thresholds in force, library defaults included
+        resolved["bombcell"]["resolved_thresholds"] = config.curation.bombcell.resolved_thresholds()
+    return resolved
 
 
 def qc_flags(metrics: "pd.DataFrame", thresholds: dict[str, Threshold]) -> tuple[list[bool], list[str]]:
@@ -72,25 +81,40 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     redundant_ids = [u for u in analyzer.unit_ids if u not in set(kept_ids)]
     curated = deduplicated.select_units(kept_ids)
 
-    metrics = analyzer.get_extension("quality_metrics").get_data().loc[kept_ids]
+    metrics = analyzer.get_metrics_extension_data().loc[kept_ids]  # quality and template metrics
     passed, reasons = qc_flags(metrics, p.default_qc)
+    labels = classify.bombcell_labels(analyzer, p.bombcell).loc[kept_ids] if p.bombcell.enabled else None
+    merge_groups: list[list] = []
+    if p.merge_suggestions.enabled:
+        candidates = kept_ids if labels is None else [u for u in kept_ids if labels[u] != classify.NOISE_LABEL]
+        merge_groups = classify.merge_suggestions(analyzer, candidates, p.merge_suggestions, ctx.job_kwargs)
+
     curated.set_property("default_qc", np.array(passed, dtype=bool))
     curated.set_property("qc_fail_reasons", np.array(reasons, dtype=str))
+    if labels is not None:
+        curated.set_property("bombcell_label", labels.to_numpy(dtype=str))
     for column in metrics.columns:
         curated.set_property(column, metrics[column].to_numpy(dtype=float))
     curated.save(folder=output, format="numpy_folder")
 
     table = metrics.copy()
+    if labels is not None:
+        table.insert(0, "bombcell_label", labels.to_numpy(dtype=str))
     table.insert(0, "qc_fail_reasons", reasons)
     table.insert(0, "default_qc", passed)
     table.index.name = "unit_id"
     table.to_csv(output / UNIT_LABELS_CSV)
+    document = classify.curation_document(kept_ids, labels, merge_groups, p.remove_noise_in_curation)
+    atomic_write_json(output / CURATION_JSON, document)
     return {
         "num_units_in": int(analyzer.get_num_units()),
         "num_duplicated_spikes_removed": num_duplicates,
         "redundant_unit_ids": [str(u) for u in redundant_ids],
         "num_units": len(kept_ids),
         "num_units_passing_qc": int(sum(passed)),
+        "num_units_per_bombcell_label": {} if labels is None else {str(k): int(v) for k, v in
+                                                                   labels.value_counts().items()},
+        "merge_suggestions": [[str(u) for u in group] for group in merge_groups],
     }
 
 
