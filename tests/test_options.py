@@ -101,11 +101,20 @@ def test_kilosort25_without_matlab_fails_before_any_work(tmp_path):
     assert not (tmp_path.parent / "never").exists()
 
 
-def test_fast_runmode_drops_motion_and_pca():
-    config = build_config({"runmode": "fast"})
+def test_fast_runmode_drops_motion_and_pca(small_session, tmp_path):
+    import spikeinterface as si
+
+    config = quiet_config(runmode="fast", spikesorting={"sorter": "spykingcircus2"})
     assert config.preprocessing.motion == "skip"
     assert "principal_components" not in config.postprocessing.extensions
     assert build_config().preprocessing.motion == "compute"
+    summary = run_pipeline(small_session.data_dir, tmp_path / "fast", config)
+    assert summary.ok, summary
+    stream = summary.streams[0].stream
+    analyzer = si.load(tmp_path / "fast" / "postprocessed" / stream)
+    assert not analyzer.has_extension("principal_components")
+    assert "isolation_distance" not in analyzer.get_extension("quality_metrics").get_data().columns
+    assert "bombcell_label" in si.load(tmp_path / "fast" / "curated" / stream).get_property_keys()
 
 
 def test_aind_argument_strings_map_to_the_same_settings():

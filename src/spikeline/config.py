@@ -27,6 +27,9 @@ SORTERS = ("kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupi
 SI_SORTER_NAMES = {"kilosort25": "kilosort2_5"}
 #: Extensions dropped by ``runmode: fast`` (the slowest; PC metrics go with principal_components).
 FAST_MODE_SKIPPED_EXTENSIONS = ("principal_components", "spike_locations")
+#: Metric columns those extensions produce: bombcell thresholds on them are disabled in fast mode.
+FAST_MODE_MISSING_METRICS = ("drift_ptp", "drift_std", "drift_mad", "isolation_distance", "l_ratio", "d_prime",
+                             "nn_hit_rate", "nn_miss_rate", "silhouette")
 
 
 class _Section(BaseModel):
@@ -436,6 +439,10 @@ class PipelineConfig(_Section):
             self.preprocessing.motion = "skip"
             for name in FAST_MODE_SKIPPED_EXTENSIONS:
                 self.postprocessing.extensions.pop(name, None)
+            thresholds = self.curation.bombcell.thresholds
+            for section, metrics in self.curation.bombcell.resolved_thresholds().items():
+                for metric in set(metrics) & set(FAST_MODE_MISSING_METRICS):
+                    thresholds.setdefault(section, {})[metric] = {"greater": None, "less": None}
         return self
 
     def step_params(self, section: str) -> dict[str, Any]:
