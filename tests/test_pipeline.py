@@ -97,3 +97,18 @@ def test_rerun_redoes_nothing(ks4_run):
     after = {p: p.read_text() for p in layout.provenance_dir.rglob("*.json") if p in before}
     assert {p: t for p, t in after.items() if p.name != "dispatch.json"} == {
         p: t for p, t in before.items() if p.name != "dispatch.json"}
+
+
+def test_unit_types_agree_with_ground_truth(ks4_run):
+    """Well-detected units are labelled SUA or MUA (not noise); units labelled SUA are well-detected units."""
+    import spikeinterface as si
+    from spikeinterface.comparison import compare_sorter_to_ground_truth
+
+    session, results, _ = ks4_run
+    curated = si.load(ResultsLayout(results).step_output("curate", STREAM))
+    comparison = compare_sorter_to_ground_truth(session.ground_truth_sorting(STREAM), curated, exhaustive_gt=True)
+    well = set(comparison.get_well_detected_units(well_detected_score=0.8))
+    types = dict(zip(curated.unit_ids, curated.get_property("decoder_label")))
+    assert sum(types[u] in ("SUA", "MUA") for u in well) >= 0.9 * len(well), types
+    sua = [u for u, t in types.items() if t == "SUA"]
+    assert sua and sum(u in well for u in sua) >= 0.9 * len(sua), types

@@ -156,3 +156,154 @@ def curation_document(
     document["merges"] = [{"unit_ids": [_plain(u) for u in group]} for group in merge_groups]
     Curation(**document)  # raises on anything SpikeInterface would refuse
     return document
+
+
+#: Fewest units of each type a training set needs (cross-validation splits each type three ways).
+MIN_UNITS_PER_TYPE = 3
+#: Unit types written as ``decoder_label`` (the AIND pipeline's column).
+UNIT_TYPES = ("noise", "MUA", "SUA")
+#: bombcell label -> unit type, for the rules-based classification (non-somatic units are counted as MUA).
+_UNIT_TYPE_OF_BOMBCELL = {"good": "SUA", "mua": "MUA", "noise": "noise", "non_soma": "MUA", "non_soma_good": "MUA",
+                          "non_soma_mua": "MUA"}
+
+
+def unit_types_from_bombcell(labels: "pd.Series") -> "pd.DataFrame":
+    """``decoder_label`` (noise / MUA / SUA) from bombcell labels, ``decoder_probability`` NaN (rules give none)."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({"decoder_label": [_UNIT_TYPE_OF_BOMBCELL[str(label)] for label in labels],
+                         "decoder_probability": np.nan}, index=labels.index)
+
+
+def unit_types_from_model(analyzer: "SortingAnalyzer", unit_ids: Sequence, model_folder: str,
+                          trust_model: bool = True) -> "pd.DataFrame":
+    """``decoder_label`` and ``decoder_probability`` from a local model folder (SpikeInterface model-based labels).
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the metrics the model was trained on.
+    unit_ids : sequence
+        Units to label.
+    model_folder : str
+        Folder with ``best_model.skops`` and ``model_info.json``.
+    trust_model : bool, default: True
+        Passed to SpikeInterface (skops trust check).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``decoder_label``, ``decoder_probability``, indexed by unit id. Predictions are never written into
+        the analyzer.
+    """
+    import pandas as pd
+    from spikeinterface.curation import model_based_label_units
+
+    predictions = model_based_label_units(analyzer, unit_ids=list(unit_ids), model_folder=model_folder,
+                                          trust_model=trust_model, set_predictions_as_properties=False)
+    labels = [str(label) for label in predictions["prediction"]]
+    unknown = sorted(set(labels) - set(UNIT_TYPES))
+    if unknown:
+        raise ValueError(f"the model in {model_folder} predicts {unknown}; spikeline expects {list(UNIT_TYPES)}: "
+                         "train it with `spikeline classifier train`")
+    return pd.DataFrame({"decoder_label": labels, "decoder_probability": predictions["probability"].to_numpy()},
+                        index=list(unit_ids))
+
+
+def train_unit_classifier(analyzers: list["SortingAnalyzer"], labels: list[list[str]], folder, seed: int = 0,
+                          **job_kwargs) -> dict[str, Any]:
+    """Train a noise / MUA / SUA classifier on labelled analyzers (SpikeInterface's ``train_model``).
+
+    Parameters
+    ----------
+    analyzers : list of SortingAnalyzer
+        With quality and template metrics.
+    labels : list of list of str
+        One label (noise / MUA / SUA) per unit of each analyzer.
+    folder : path-like
+        Where the model is written (``best_model.skops``, ``model_info.json``, ``model_accuracies.csv`` ...).
+    seed : int, default: 0
+        For the train/test split and the classifiers.
+
+    Returns
+    -------
+    dict
+        ``num_units``, ``labels`` (counts), ``metric_names`` and the best balanced accuracy.
+    """
+    import collections
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    from spikeinterface.curation import train_model
+
+    flat = [label for unit_labels in labels for label in unit_labels]
+    unknown = sorted(set(flat) - set(UNIT_TYPES))
+    if unknown:
+        raise ValueError(f"training labels must be in {list(UNIT_TYPES)}; got {unknown}")
+    counts = collections.Counter(flat)
+    too_few = {label: n for label, n in counts.items() if n < MIN_UNITS_PER_TYPE}
+    if len(counts) < 2 or too_few:
+        raise ValueError(f"training needs at least two unit types with {MIN_UNITS_PER_TYPE} or more units each; "
+                         f"the labels have {dict(counts)}. Label more units, or relabel the rare type.")
+    # one imputation, one scaling and a short randomized search: seconds, not SpikeInterface's default grid
+    train_model(mode="analyzers", analyzers=analyzers, labels=labels, folder=folder, overwrite=True, seed=seed,
+                classifiers=["RandomForestClassifier"], imputation_strategies=["median"],
+                scaling_techniques=["standard_scaler"],
+                search_kwargs={"cv": 3, "scoring": "balanced_accuracy", "n_iter": 10}, verbose=False, **job_kwargs)
+    folder = Path(folder)
+    accuracies = pd.read_csv(folder / "model_accuracies.csv")
+    info = json.loads((folder / "model_info.json").read_text())
+    return {"num_units": len(flat), "labels": dict(collections.Counter(flat)),
+            "metric_names": info.get("metric_params", {}) and sorted(info.get("metric_params", {})),
+            "balanced_accuracy": float(accuracies.iloc[0].get("balanced_accuracy", float("nan")))}
+
+
+#: Labels accepted as training labels, mapped to unit types (decoder labels, curation quality, bombcell labels).
+TRAINING_LABELS = {"noise": "noise", "MUA": "MUA", "mua": "MUA", "SUA": "SUA", "sua": "SUA", "good": "SUA",
+                   "non_soma": "MUA", "non_soma_good": "MUA", "non_soma_mua": "MUA"}
+
+
+def labelled_analyzers(results_dirs: Sequence, label_property: str = "decoder_label"):
+    """Analyzers and per-unit training labels from curated results (any depth of session folders).
+
+    Parameters
+    ----------
+    results_dirs : sequence of path-like
+        Results folders written by ``spikeline run``.
+    label_property : str, default: "decoder_label"
+        Curated-sorting property holding the labels (e.g. after manual relabelling).
+
+    Returns
+    -------
+    analyzers : list of SortingAnalyzer
+        Restricted to the curated units.
+    labels : list of list of str
+        Unit types, one per unit.
+    """
+    from pathlib import Path
+
+    import spikeinterface as si
+
+    analyzers, labels = [], []
+    for results_dir in results_dirs:
+        for post_dir in sorted(Path(results_dir).rglob("postprocessed")):
+            for stream_dir in sorted(p for p in post_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                curated_dir = post_dir.parent / "curated" / stream_dir.name
+                if not curated_dir.is_dir():
+                    continue
+                curated = si.load(curated_dir)
+                if label_property not in curated.get_property_keys():
+                    raise ValueError(f"{curated_dir} has no '{label_property}' property; available: "
+                                     f"{sorted(curated.get_property_keys())}")
+                values = [str(v) for v in curated.get_property(label_property)]
+                unknown = sorted(set(values) - set(TRAINING_LABELS))
+                if unknown:
+                    raise ValueError(f"{curated_dir}: labels {unknown} cannot be mapped to {list(UNIT_TYPES)}")
+                analyzer = si.load_sorting_analyzer(stream_dir).select_units(list(curated.unit_ids))
+                analyzers.append(analyzer)
+                labels.append([TRAINING_LABELS[v] for v in values])
+    if not analyzers:
+        raise ValueError(f"no curated stream with a postprocessed analyzer was found under {list(results_dirs)}")
+    return analyzers, labels

@@ -1,4 +1,4 @@
-"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config``."""
+"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier``."""
 
 from __future__ import annotations
 
@@ -296,3 +296,29 @@ def config_schema(output: Path | None) -> None:
     else:
         output.write_text(text + "\n")
         click.echo(f"wrote {output}")
+
+
+@main.group("classifier")
+def classifier_group() -> None:
+    """Train the noise / MUA / SUA unit classifier from labelled results."""
+
+
+@classifier_group.command("train")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Model folder to write; use it as curation.classifier.model_folder.")
+@click.option("--labels-from", "label_property", default="decoder_label", show_default=True,
+              help="Curated-sorting property with the labels (noise/MUA/SUA, good/MUA/noise or bombcell labels).")
+@click.option("--seed", default=0, show_default=True)
+def classifier_train(results: tuple[Path, ...], output: Path, label_property: str, seed: int) -> None:
+    """Train a classifier on the curated units of RESULTS folders (SpikeInterface model-based curation)."""
+    from . import classify
+
+    try:
+        analyzers, labels = classify.labelled_analyzers(results, label_property)
+        summary = classify.train_unit_classifier(analyzers, labels, output, seed=seed)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"trained on {summary['num_units']} units {summary['labels']}; balanced accuracy on held-out units "
+               f"{summary['balanced_accuracy']:.2f}; model in {output}\n"
+               f"use it with:  curation: {{classifier: {{model_folder: {output.absolute()}}}}}")

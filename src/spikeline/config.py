@@ -383,6 +383,18 @@ class MergeSuggestionParams(_Section):
         return self
 
 
+class ClassifierParams(_Section):
+    """Unit type (``decoder_label``: noise / MUA / SUA): bombcell's rules, or a local model when one is given."""
+
+    model_folder: str | None = Field(
+        None, description="A folder written by `spikeline classifier train` (or SpikeInterface's train_model): "
+        "its best_model.skops labels units noise / MUA / SUA with a probability. Nothing is downloaded.",
+    )
+    trust_model: bool = Field(
+        True, description="Load the model's skops file without an interactive trust check (only for your own models)."
+    )
+
+
 class CurationParams(_Section):
     """Deduplication and the ``default_qc`` flag."""
 
@@ -403,6 +415,7 @@ class CurationParams(_Section):
         description="Quality-metric thresholds a unit must pass to be flagged default_qc=True (strict; NaN fails).",
     )
     bombcell: BombcellParams = Field(default_factory=BombcellParams)
+    classifier: ClassifierParams = Field(default_factory=ClassifierParams)
     merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams)
     remove_noise_in_curation: bool = Field(
         True, description="List units labelled noise as 'removed' in curation.json (they stay, flagged, in the "

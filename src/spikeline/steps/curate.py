@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import classify
 from ..config import PipelineConfig, Threshold
 from ..layout import CURATION_JSON, UNIT_LABELS_CSV
-from ..provenance import atomic_write_json
+from ..provenance import atomic_write_json, file_sha256
 from .base import Step, StepContext
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ def params(config: PipelineConfig) -> dict[str, Any]:
     resolved = config.step_params("curation")
     if config.curation.bombcell.enabled:  # the thresholds in force, library defaults included
         resolved["bombcell"]["resolved_thresholds"] = config.curation.bombcell.resolved_thresholds()
+    model_folder = config.curation.classifier.model_folder
+    if model_folder:  # a model retrained in the same folder must rerun curation
+        model = Path(model_folder) / "best_model.skops"
+        resolved["classifier"]["model_sha256"] = file_sha256(model) if model.exists() else None
     return resolved
 
 
@@ -89,10 +93,20 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
         candidates = kept_ids if labels is None else [u for u in kept_ids if labels[u] != classify.NOISE_LABEL]
         merge_groups = classify.merge_suggestions(analyzer, candidates, p.merge_suggestions, ctx.job_kwargs)
 
+    if p.classifier.model_folder:
+        types = classify.unit_types_from_model(analyzer, kept_ids, p.classifier.model_folder, p.classifier.trust_model)
+    elif labels is not None:
+        types = classify.unit_types_from_bombcell(labels)
+    else:
+        types = None
+
     curated.set_property("default_qc", np.array(passed, dtype=bool))
     curated.set_property("qc_fail_reasons", np.array(reasons, dtype=str))
     if labels is not None:
         curated.set_property("bombcell_label", labels.to_numpy(dtype=str))
+    if types is not None:
+        curated.set_property("decoder_label", types["decoder_label"].to_numpy(dtype=str))
+        curated.set_property("decoder_probability", types["decoder_probability"].to_numpy(dtype=float))
     for column in metrics.columns:
         curated.set_property(column, metrics[column].to_numpy(dtype=float))
     curated.save(folder=output, format="numpy_folder")
@@ -100,6 +114,9 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     table = metrics.copy()
     if labels is not None:
         table.insert(0, "bombcell_label", labels.to_numpy(dtype=str))
+    if types is not None:
+        table.insert(0, "decoder_probability", types["decoder_probability"].to_numpy(dtype=float))
+        table.insert(0, "decoder_label", types["decoder_label"].to_numpy(dtype=str))
     table.insert(0, "qc_fail_reasons", reasons)
     table.insert(0, "default_qc", passed)
     table.index.name = "unit_id"
@@ -115,6 +132,9 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
         "num_units_per_bombcell_label": {} if labels is None else {str(k): int(v) for k, v in
                                                                    labels.value_counts().items()},
         "merge_suggestions": [[str(u) for u in group] for group in merge_groups],
+        "num_units_per_decoder_label": {} if types is None else {
+            str(k): int(v) for k, v in types["decoder_label"].value_counts().items()},
+        "classifier": "model" if p.classifier.model_folder else ("bombcell rules" if types is not None else None),
     }
 
 
