@@ -139,3 +139,35 @@ def test_other_sorters_run_end_to_end(small_session, tmp_path, sorter):
     summary = run_pipeline(small_session.data_dir, tmp_path / sorter,
                            quiet_config(spikesorting={"sorter": sorter}, preprocessing={"motion": "skip"}))
     assert summary.ok and summary.streams[0].num_units is not None
+
+
+def test_motion_correction_recovers_units_on_a_drifting_recording(tmp_path):
+    """Zigzag drift of +-25 um: motion apply finds more well-detected units than motion skip (sorter drift off).
+
+    48 channels are below min_drift_channels, so SpyKING CIRCUS 2's own correction is off in both runs; only the
+    preprocessing motion setting differs. Measured here: 5 of 12 (skip) against 8 of 12 (apply).
+    """
+    from spikeinterface.core import NumpyFolderSorting
+    from spikeinterface.generation import generate_drifting_recording
+
+    from spikeline.evaluate import evaluate_results
+
+    duration_s = 40.0
+    _, drifting, truth = generate_drifting_recording(
+        num_units=12, duration=duration_s, probe=np1_probe(48), seed=1,
+        generate_displacement_vector_kwargs={
+            "displacement_sampling_frequency": 5.0, "drift_start_um": [0, 25], "drift_stop_um": [0, -25],
+            "drift_step_um": 1, "motion_list": [{"drift_mode": "zigzag", "non_rigid_gradient": None,
+                                                 "t_start_drift": 0.0, "t_end_drift": None,
+                                                 "period_s": duration_s / 2}]},
+        generate_sorting_kwargs={"firing_rates": (8.0, 12.0), "refractory_period_ms": 4.0})
+    write_ap_stream(drifting, ap_bin_path(tmp_path / "raw", "drift"))
+    NumpyFolderSorting.write_sorting(truth, tmp_path / "truth" / "block0_imec0.ap_recording1")
+    well = {}
+    for mode in ("skip", "apply"):
+        config = quiet_config(spikesorting={"sorter": "spykingcircus2"}, preprocessing={"motion": mode})
+        summary = run_pipeline(tmp_path / "raw" / "drift_g0", tmp_path / mode, config)
+        assert summary.ok, summary
+        (scores,) = evaluate_results(tmp_path / mode, tmp_path / "truth").values()
+        well[mode] = scores["num_well_detected"]
+    assert well["apply"] >= well["skip"] + 2, well
