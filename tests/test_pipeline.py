@@ -70,7 +70,7 @@ def test_processing_json_lists_every_step(ks4_run):
     _, results, _ = ks4_run
     processing = json.loads((results / "processing.json").read_text())
     steps = [(p["name"], p["stream"], p["status"]) for p in processing["data_processes"]]
-    assert steps == [(name, STREAM, "ok") for name in ("preprocess", "sort", "postprocess", "curate")]
+    assert steps == [(name, STREAM, "ok") for name in ("preprocess", "sort", "postprocess", "curate", "visualize")]
     for process in processing["data_processes"]:
         assert process["versions"]["spikeinterface"] == "0.105.3"
         assert process["start_date_time"] <= process["end_date_time"]
@@ -93,7 +93,7 @@ def test_rerun_redoes_nothing(ks4_run):
     before = {p: p.read_text() for p in layout.provenance_dir.rglob("*.json")}
     summary = run_pipeline(session.data_dir, results, quiet_config())
     assert summary.streams[0].steps_run == []
-    assert summary.streams[0].steps_reused == ["preprocess", "sort", "postprocess", "curate"]
+    assert summary.streams[0].steps_reused == ["preprocess", "sort", "postprocess", "curate", "visualize"]
     after = {p: p.read_text() for p in layout.provenance_dir.rglob("*.json") if p in before}
     assert {p: t for p, t in after.items() if p.name != "dispatch.json"} == {
         p: t for p, t in before.items() if p.name != "dispatch.json"}
@@ -112,3 +112,12 @@ def test_unit_types_agree_with_ground_truth(ks4_run):
     assert sum(types[u] in ("SUA", "MUA") for u in well) >= 0.9 * len(well), types
     sua = [u for u, t in types.items() if t == "SUA"]
     assert sua and sum(u in well for u in sua) >= 0.9 * len(sua), types
+
+
+def test_figures_are_listed_and_are_png(ks4_run):
+    _, results, _ = ks4_run
+    listing = json.loads((results / "visualization_output.json").read_text())
+    figures = listing[STREAM]
+    assert set(figures) == {"drift_map", "motion", "traces_raw", "traces_preprocessed", "unit_yield_by_depth"}
+    for relative in figures.values():
+        assert (results / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

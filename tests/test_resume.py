@@ -15,7 +15,7 @@ from spikeline.provenance import read_json
 from spikeline.synthetic import make_spikeglx_session
 
 STREAM = "block0_imec0.ap_recording1"
-ALL_STEPS = ["preprocess", "sort", "postprocess", "curate"]
+ALL_STEPS = ["preprocess", "sort", "postprocess", "curate", "visualize"]
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_changed_curation_threshold_reruns_only_curation(results_copy):
     config = quiet_config(curation={"default_qc": {"presence_ratio": {"greater": 0.99}}})
     summary = run_pipeline(session.data_dir, results, config)
     assert summary.streams[0].steps_reused == ["preprocess", "sort", "postprocess"]
-    assert summary.streams[0].steps_run == ["curate"]
+    assert summary.streams[0].steps_run == ["curate", "visualize"]
     record = read_json(ResultsLayout(results).step_record("curate", STREAM))
     assert record["parameters"]["default_qc"] == {"presence_ratio": {"less": None, "greater": 0.99}}
 

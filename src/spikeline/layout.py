@@ -28,9 +28,11 @@ STEP_FOLDERS = {
     "sort": "spikesorted",
     "postprocess": "postprocessed",
     "curate": "curated",
+    "visualize": "visualization",
 }
 
 PROCESSING_JSON = "processing.json"
+VISUALIZATION_OUTPUT_JSON = "visualization_output.json"
 UNIT_LABELS_CSV = "unit_labels.csv"
 CURATION_JSON = "curation.json"
 SORTER_SUBFOLDER = "sorter"
@@ -82,6 +84,10 @@ class ResultsLayout:
     @property
     def processing_json(self) -> Path:
         return self.root / PROCESSING_JSON
+
+    @property
+    def visualization_output_json(self) -> Path:
+        return self.root / VISUALIZATION_OUTPUT_JSON
 
     @property
     def lock_file(self) -> Path:

@@ -6,9 +6,10 @@
 2. preprocess   phase shift, highpass, bad channels, CMR               (:mod:`spikeline.steps.preprocess`)
 3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
-5. curate       deduplicate, flag default_qc, bombcell labels, merges   (:mod:`spikeline.steps.curate`)
+5. curate       deduplicate, flag default_qc, unit types, merges       (:mod:`spikeline.steps.curate`)
+6. visualize    drift map, motion, traces, unit yield (PNG)            (:mod:`spikeline.steps.visualize`)
 
-Steps 2-5 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
+Steps 2-6 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.
 """
 
@@ -25,7 +26,7 @@ from typing import Any, Iterator
 from .config import PipelineConfig, build_config
 from .errors import InputError, SpikelineError, StepFailed
 from .layout import ResultsLayout
-from .provenance import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_processing_json
+from .provenance import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_processing_json, write_visualization_output
 from .steps import STEPS, StepContext, execute_step
 from .steps import dispatch
 from .steps.base import default_progress_bar
@@ -106,7 +107,7 @@ def results_lock(layout: ResultsLayout) -> Iterator[None]:
 
 def run_stream(session: str, stream: str, layout: ResultsLayout, config: PipelineConfig,
                kwargs: dict[str, Any]) -> StreamResult:
-    """Run steps 2-5 for one stream; stops at the first failed or skipping step."""
+    """Run steps 2-6 for one stream; stops at the first failed or skipping step."""
     result = StreamResult(session=session, stream=stream, status=STATUS_OK)
     ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
     for step in STEPS:
@@ -177,5 +178,6 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
                 results.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
                 write_processing_json(layout, config_dump)
             write_processing_json(layout, config_dump)
+            write_visualization_output(layout)
     return RunSummary(results_dir=results_dir, streams=results, problems=problems,
                       session_dirs={name: layout.root for name, layout in layouts.items()})

@@ -172,5 +172,17 @@ def write_processing_json(layout: ResultsLayout, config_dump: dict[str, Any] | N
     return layout.processing_json
 
 
+def write_visualization_output(layout: ResultsLayout) -> Path:
+    """``visualization_output.json``: every stream's figures, as paths relative to the results folder."""
+    figures = {}
+    for stream in layout.streams():
+        record = read_json(layout.step_record("visualize", stream))
+        if record and record.get("status") == STATUS_OK:
+            folder = layout.step_output("visualize", stream).relative_to(layout.root)
+            figures[stream] = {name: str(folder / file) for name, file in record["outputs"]["figures"].items()}
+    atomic_write_json(layout.visualization_output_json, figures)
+    return layout.visualization_output_json
+
+
 def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
