@@ -95,6 +95,7 @@ def write_nwb_recording(
     extra_lfp_rate_hz: float | None = None,
     session_start_time: dt.datetime | None = None,
     timestamps_s: np.ndarray | None = None,
+    as_float: bool = False,
 ) -> Path:
     """Write a single-segment recording as an NWB file with pynwb (acquisition ElectricalSeries, int16).
 
@@ -114,6 +115,8 @@ def write_nwb_recording(
         Time-zone-aware start time; a fixed date by default.
     timestamps_s : numpy.ndarray | None, default: None
         Explicit sample times for the main series instead of a rate (e.g. to write a gapped clock).
+    as_float : bool, default: False
+        Store float32 microvolts instead of int16 counts (what some converters write; NaN and inf survive).
 
     Returns
     -------
@@ -141,7 +144,10 @@ def write_nwb_recording(
         nwbfile.add_electrode(group=electrode_groups[g], location="unknown", **extra)
     region = nwbfile.create_electrode_table_region(list(range(len(groups))), "all electrodes")
     traces = recording.get_traces(return_in_uV=False)
-    counts = np.round(traces / uv_per_bit).astype("int16")
+    if as_float:
+        counts, uv_per_bit = traces.astype("float32"), 1.0
+    else:
+        counts = np.round(traces / uv_per_bit).astype("int16")
     clock = {"timestamps": timestamps_s} if timestamps_s is not None else {"rate": recording.sampling_frequency}
     nwbfile.add_acquisition(ElectricalSeries(name=series_name, data=counts, electrodes=region,
                                              conversion=uv_per_bit * 1e-6, **clock))

@@ -146,6 +146,26 @@ def timestamp_problem(recording) -> str | None:
     return None
 
 
+NUM_FINITE_CHECK_CHUNKS = 20
+
+
+def non_finite_problem(recording) -> str | None:
+    """For float data: whether sampled chunks (20 x 1 s per segment) hold NaN or inf samples."""
+    import numpy as np
+    from spikeinterface.core import get_random_data_chunks
+
+    if recording.get_dtype().kind != "f":
+        return None  # integer samples cannot be NaN or inf
+    chunk_size = min(int(recording.sampling_frequency), recording.get_num_samples(segment_index=0))
+    chunks = get_random_data_chunks(recording, num_chunks_per_segment=NUM_FINITE_CHECK_CHUNKS,
+                                    chunk_size=chunk_size, seed=0, return_in_uV=False)
+    bad = ~np.isfinite(chunks)
+    if not bad.any():
+        return None
+    channels = [str(c) for c in np.asarray(recording.channel_ids)[bad.any(axis=0)]]
+    return f"{int(bad.sum())} non-finite samples (NaN or inf) in the sampled data, on channel(s) {channels[:8]}"
+
+
 def _probe_model(recording) -> str | None:
     """The probe's part number or model name, when the reader annotated it."""
     annotations = recording.get_probegroup().probes[0].annotations
@@ -176,6 +196,10 @@ def fan_out(candidate: StreamCandidate, session: str, fmt: str, params: Dispatch
     from spikeinterface.core import concatenate_recordings
 
     recording = candidate.recording
+    bad_samples = non_finite_problem(recording)
+    if bad_samples:
+        raise InputError(f"{candidate.files[0]} ({candidate.stream_id}) has {bad_samples}. Filters and sorters cannot "
+                         "use such data: fix or re-export the file (e.g. replace gaps with zeros) before sorting.")
     problem = timestamp_problem(recording)
     if problem and params.timestamps == "fail":
         raise InputError(f"{candidate.files[0]} ({candidate.stream_id}) has irregular timestamps: {problem}. Rerun with "
