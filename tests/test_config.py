@@ -31,7 +31,7 @@ def test_defaults_match_the_aind_pipeline():
 
 
 def test_unknown_top_level_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"unknown key 'preprocesing'.*'curation', 'job', 'postprocessing'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'preprocesing'.*'curation', 'export', 'job', 'postprocessing'"):
         build_config({"preprocesing": {}})
 
 

@@ -12,6 +12,10 @@ Results follow the layout users of the AIND ephys pipeline know::
       provenance/<stream>/<step>.json  step record, written last and atomically (what resume trusts)
       provenance/<stream>/<step>.log   the step's full log
       provenance/dispatch.json         what dispatch found, and what it could not use and why
+      phy/<stream>/                    Phy folder (optional: export.phy.enabled or `spikeline export phy`)
+      nwb/<group>/<session>_<group>.nwb  one NWB file per block and recording, all probes (group: block0_recording1)
+      provenance/<group>/nwb.json      the NWB step's record (and nwb.log), like a stream's
+      data_description.json            subject, session, modality, derived-data name (aind-data-schema spirit)
 
 Stream names contain only letters, digits, ``.``, ``_`` and ``-``.
 """
@@ -28,7 +32,15 @@ STEP_FOLDERS = {
     "sort": "spikesorted",
     "postprocess": "postprocessed",
     "curate": "curated",
+    "export_phy": "phy",
 }
+
+#: Output folder of each session-level step (one run per group of streams, after every stream is done).
+SESSION_STEP_FOLDERS = {
+    "nwb": "nwb",
+}
+
+DATA_DESCRIPTION_JSON = "data_description.json"
 
 PROCESSING_JSON = "processing.json"
 UNIT_LABELS_CSV = "unit_labels.csv"
@@ -115,9 +127,32 @@ class ResultsLayout:
     def unit_labels_csv(self, stream: str) -> Path:
         return self.step_output("curate", stream) / UNIT_LABELS_CSV
 
+    @property
+    def data_description_json(self) -> Path:
+        return self.root / DATA_DESCRIPTION_JSON
+
+    def session_step_output(self, step: str, group: str) -> Path:
+        return self.root / SESSION_STEP_FOLDERS[step] / group
+
+    def nwb_file(self, session: str, group: str, backend: str = "hdf5") -> Path:
+        """The NWB file of one group: ``nwb/<group>/<session>_<group>.nwb`` (``.nwb.zarr`` for zarr)."""
+        suffix = ".nwb.zarr" if backend == "zarr" else ".nwb"
+        return self.session_step_output("nwb", group) / f"{safe_name(session)}_{group}{suffix}"
+
     def streams(self) -> list[str]:
         """Streams that dispatch wrote a job for, sorted by name."""
         return sorted(p.stem for p in self.jobs_dir.glob("*.json"))
+
+
+def export_group(stream: str) -> str:
+    """The NWB group of a stream: its block and recording (``block0_imec0.ap_recording1`` -> ``block0_recording1``).
+
+    All probes of one block and recording share a clock, so they go into one NWB file (as the AIND pipeline does).
+    """
+    parts = stream.split("_")
+    if len(parts) >= 3 and parts[0].startswith("block") and parts[-1].startswith("recording"):
+        return f"{parts[0]}_{parts[-1]}"
+    return stream
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:
