@@ -7,6 +7,9 @@
 3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
 5. curate       deduplicate, flag default_qc                           (:mod:`spikeline.steps.curate`)
+6. export_phy   Phy folder per stream (optional)                       (:mod:`spikeline.steps.export_phy`)
+7. nwb          one NWB file per block and recording, all probes       (:mod:`spikeline.steps.nwb`)
+8. provenance   processing.json and data_description.json              (:mod:`spikeline.provenance`)
 
 Steps 2-5 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.
@@ -26,8 +29,11 @@ from .config import PipelineConfig, build_config
 from .errors import InputError, SpikelineError, StepFailed
 from .layout import ResultsLayout
 from .provenance import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_processing_json
-from .steps import STEPS, StepContext, execute_step
-from .steps import dispatch
+from .steps import SESSION_STEPS, STEPS, StepContext, execute_step
+from .steps import dispatch, nwb
+from .layout import export_group
+from .metadata import load_session_metadata
+from .provenance import write_data_description
 from .steps.base import default_progress_bar
 
 logger = logging.getLogger("spikeline")
@@ -54,11 +60,12 @@ class RunSummary:
     results_dir: Path
     streams: list[StreamResult]
     problems: list[dict[str, str]]
+    session_steps: list[StreamResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when no stream failed and dispatch found no unusable file."""
-        return not self.problems and all(s.status != STATUS_FAILED for s in self.streams)
+        return not self.problems and all(s.status != STATUS_FAILED for s in self.streams + self.session_steps)
 
 
 def job_kwargs(config: PipelineConfig) -> dict[str, Any]:
@@ -107,6 +114,8 @@ def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwarg
     result = StreamResult(stream=stream, status=STATUS_OK)
     ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
     for step in STEPS:
+        if not step.enabled(config):
+            continue
         try:
             record = execute_step(step, ctx)
         except StepFailed as exc:
@@ -122,6 +131,31 @@ def run_stream(stream: str, layout: ResultsLayout, config: PipelineConfig, kwarg
         result.num_units = outputs.get("num_units", result.num_units)
         result.num_units_passing_qc = outputs.get("num_units_passing_qc", result.num_units_passing_qc)
     return result
+
+
+def run_session_steps(layout: ResultsLayout, config: PipelineConfig, kwargs: dict[str, Any],
+                      streams: list[StreamResult]) -> list[StreamResult]:
+    """Run each enabled session-level step (NWB) once per group of streams that finished ``ok``."""
+    groups: dict[str, list[str]] = {}
+    for result in streams:
+        if result.status == STATUS_OK:
+            groups.setdefault(export_group(result.stream), []).append(result.stream)
+    results = []
+    for step in SESSION_STEPS:
+        if not step.enabled(config):
+            continue
+        for group, members in sorted(groups.items()):
+            ctx = StepContext(stream=group, layout=layout, config=config, job_kwargs=kwargs, members=tuple(members))
+            result = StreamResult(stream=group, status=STATUS_OK)
+            try:
+                record = execute_step(step, ctx)
+                (result.steps_reused if record.get("reused") else result.steps_run).append(step.name)
+            except StepFailed as exc:
+                logger.error("[%s] %s", group, exc)
+                result.steps_run.append(step.name)
+                result.status, result.reason, result.log = STATUS_FAILED, f"{exc.step}: {exc.reason}", str(exc.log_path)
+            results.append(result)
+    return results
 
 
 def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None) -> RunSummary:
@@ -150,6 +184,9 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
     layout = ResultsLayout(Path(results_dir))
     check_locations(data_dir, layout.root)
     config.spikesorting.resolved_sorter_params()  # an unknown sorter parameter fails here, before any work
+    if config.export.nwb.enabled:
+        nwb.check_backend(config.export.nwb.backend)  # an unusable NWB backend fails here, before any work
+        load_session_metadata(config.export.metadata_file)  # and so does an unreadable metadata file
     kwargs = job_kwargs(config)
     with results_lock(layout):
         jobs, problems = dispatch.discover_jobs(data_dir)
@@ -159,5 +196,7 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
         for job in jobs:
             results.append(run_stream(job["stream"], layout, config, kwargs))
             write_processing_json(layout, config.model_dump(mode="json"))
+        session_results = run_session_steps(layout, config, kwargs, results)
         write_processing_json(layout, config.model_dump(mode="json"))
-    return RunSummary(results_dir=layout.root, streams=results, problems=problems)
+        write_data_description(layout, load_session_metadata(config.export.metadata_file))
+    return RunSummary(results_dir=layout.root, streams=results, problems=problems, session_steps=session_results)

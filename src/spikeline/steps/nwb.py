@@ -187,7 +187,7 @@ def _add_series(nwbfile, job: dict, p, kind: str) -> None:
     """Raw or LFP traces of one probe, from the raw files (``kind``: ``raw`` or ``lfp``)."""
     import spikeinterface.preprocessing as spre
     from neuroconv.tools.spikeinterface import add_recording_to_nwbfile
-    from spikeinterface.core import BaseExtractor
+    from spikeinterface.core.base import BaseExtractor
 
     probe = _probe_name(job)
     recording = BaseExtractor.from_dict(job["recording"])
