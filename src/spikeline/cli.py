@@ -1,4 +1,5 @@
-"""Command line: ``spikeline run``, ``spikeline demo``, ``spikeline synthesize``, ``spikeline evaluate``."""
+"""Command line: ``spikeline run``, ``spikeline demo``, ``spikeline synthesize``, ``spikeline evaluate``,
+``spikeline export nwb|phy``."""
 
 from __future__ import annotations
 
@@ -83,10 +84,16 @@ def main(verbose: bool) -> None:
 @click.option("--n-jobs", type=int, default=None, help="Worker processes (-1: all cores).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="YAML configuration file.")
-def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, config_file: Path | None) -> None:
+@click.option("--nwb-metadata", "nwb_metadata", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="YAML/JSON subject and session metadata for the NWB file and data_description.json.")
+def run(data_dir: Path, results: Path, sorter: str | None, n_jobs: int | None, config_file: Path | None,
+        nwb_metadata: Path | None) -> None:
     """Sort every stream under DATA_DIR into RESULTS (resumes: only what changed is redone)."""
+    overrides = _overrides(sorter, n_jobs)
+    if nwb_metadata is not None:
+        overrides["export"] = {"metadata_file": str(nwb_metadata.absolute())}
     try:
-        summary = _run(data_dir, results, config_file, _overrides(sorter, n_jobs))
+        summary = _run(data_dir, results, config_file, overrides)
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
     if not summary.ok:
@@ -158,6 +165,104 @@ load the results in Python (from any folder):
     analyzer.get_extension("quality_metrics").get_data()""")
     if not summary.ok:
         sys.exit(1)
+
+
+@main.group()
+def export() -> None:
+    """Write NWB or Phy from an existing RESULTS folder (after `spikeline run`)."""
+
+
+def _export_context(results: Path, config):
+    from .layout import ResultsLayout
+    from .pipeline import job_kwargs
+
+    layout = ResultsLayout(results)
+    if not layout.jobs_dir.is_dir():
+        raise click.ClickException(f"{layout.root} is not a spikeline results folder (no jobs/ in it); "
+                                   "run `spikeline run DATA_DIR --results RESULTS` first.")
+    return layout, job_kwargs(config)
+
+
+@export.command("nwb")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metadata", "metadata_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="YAML/JSON subject and session metadata (subject_id, species, sex, age ...).")
+@click.option("--backend", type=click.Choice(["hdf5", "zarr"]), default=None, help="NWB backend (default hdf5).")
+@click.option("--write-raw", is_flag=True, default=None, help="Also write the raw traces of each probe.")
+@click.option("--write-lfp", is_flag=True, default=None, help="Also write a decimated LFP series per probe.")
+@click.option("--lfp-decimation", type=int, default=None, help="Keep one LFP sample in this many (default 12).")
+@click.option("--stub", is_flag=True, default=None, help="Write only the first --stub-duration-s of raw/LFP.")
+@click.option("--stub-duration-s", type=float, default=None, help="Stub length in seconds (default 10).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML configuration file (its export section is used).")
+def export_nwb(results: Path, metadata_file: Path | None, backend: str | None, write_raw: bool | None,
+               write_lfp: bool | None, lfp_decimation: int | None, stub: bool | None, stub_duration_s: float | None,
+               config_file: Path | None) -> None:
+    """Write one NWB file per block and recording of RESULTS (every probe that finished curation)."""
+    from .config import load_config
+    from .pipeline import StreamResult, results_lock, run_session_steps
+    from .provenance import read_json, write_data_description, write_processing_json
+    from .metadata import load_session_metadata
+    from .steps import nwb
+
+    flags = {"backend": backend, "write_raw": write_raw, "write_lfp": write_lfp, "lfp_decimation": lfp_decimation,
+             "stub": stub, "stub_duration_s": stub_duration_s}
+    overrides = {"export": {"nwb": {"enabled": True, **{k: v for k, v in flags.items() if v is not None}}}}
+    if metadata_file is not None:
+        overrides["export"]["metadata_file"] = str(metadata_file.absolute())
+    try:
+        config = load_config(config_file, overrides)
+        nwb.check_backend(config.export.nwb.backend)
+        metadata = load_session_metadata(config.export.metadata_file)
+        layout, kwargs = _export_context(results, config)
+        curated = [StreamResult(stream=s, status="ok") for s in layout.streams()
+                   if (read_json(layout.step_record("curate", s)) or {}).get("status") == "ok"]
+        with results_lock(layout):
+            done = run_session_steps(layout, config, kwargs, curated)
+            write_processing_json(layout, (read_json(layout.processing_json) or {}).get("config"))
+            write_data_description(layout, metadata)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in done:
+        record = read_json(layout.step_record("nwb", result.stream)) or {}
+        click.echo(f"{result.stream}: {result.status} {(record.get('outputs') or {}).get('nwb_file', '')}"
+                   + (f" ({result.reason})" if result.reason else ""))
+    if not done or any(r.status != "ok" for r in done):
+        sys.exit(1)
+
+
+@export.command("phy")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--stream", required=True, help="Stream name, e.g. block0_imec0.ap_recording1.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Phy folder to write (must not exist); default RESULTS/phy/<stream>, recorded in provenance.")
+@click.option("--copy-binary", is_flag=True, help="Copy the preprocessed traces into the Phy folder.")
+def export_phy(results: Path, stream: str, output: Path | None, copy_binary: bool) -> None:
+    """Write a Phy folder for STREAM of RESULTS (curated units, labels and metrics as cluster columns)."""
+    from .config import build_config
+    from .pipeline import results_lock
+    from .steps import StepContext, execute_step, export_phy as phy_step
+    from .steps.export_phy import write_phy_folder
+
+    try:
+        config = build_config({"export": {"phy": {"enabled": True, "copy_binary": copy_binary}}})
+        layout, kwargs = _export_context(results, config)
+        if stream not in layout.streams():
+            raise click.ClickException(f"no stream '{stream}' in {layout.root}; streams: {layout.streams()}")
+        if output is not None:
+            if output.exists():
+                raise click.ClickException(f"{output} already exists; choose a new folder.")
+            facts = write_phy_folder(layout.step_output("postprocess", stream), layout.step_output("curate", stream),
+                                     output, copy_binary=copy_binary, job_kwargs=kwargs)
+            folder = output
+        else:
+            with results_lock(layout):
+                ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
+                facts = execute_step(phy_step.STEP, ctx)["outputs"]
+            folder = layout.step_output("export_phy", stream)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{facts['num_units']} units, {facts['num_spikes']} spikes: phy template-gui {folder / 'params.py'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

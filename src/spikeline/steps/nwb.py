@@ -196,7 +196,10 @@ def _add_series(nwbfile, job: dict, p, kind: str) -> None:
                                                  int(p.stub_duration_s * recording.sampling_frequency)))
     recording.set_property("group_name", np.array([probe] * recording.get_num_channels()))
     if kind == "lfp":
-        recording = spre.bandpass_filter(recording, freq_min=p.lfp_freq_min_hz, freq_max=p.lfp_freq_max_hz)
+        # A 0.1 Hz edge needs long chunks: SpikeInterface refuses it unless told; neuroconv writes in chunks of
+        # about a second, which the filter margin covers for the LFP band (as the AIND pipeline does).
+        recording = spre.bandpass_filter(recording, freq_min=p.lfp_freq_min_hz, freq_max=p.lfp_freq_max_hz,
+                                         ignore_low_freq_error=True)
         recording = spre.decimate(recording, decimation_factor=p.lfp_decimation)
     name = f"ElectricalSeries{'LFP' if kind == 'lfp' else 'Raw'}{probe}"
     series = {"Ecephys": {"ElectricalSeries": {name: {
