@@ -166,9 +166,11 @@ def test_zarr_backend_fails_before_work_with_the_reason(tmp_path):
 
     with pytest.raises(ConfigError, match=r"backend 'zarr' cannot be used on this Python.*Use backend 'hdf5'"):
         check_backend("zarr")
-    result = CliRunner().invoke(main, ["run", str(tmp_path), "--results", str(tmp_path / "r"),
-                                       "--config", str(_write(tmp_path / "c.yaml", {"export": {"nwb": {"backend": "zarr"}}}))])
-    assert result.exit_code != 0 and "zarr" in result.output and not (tmp_path / "r").exists()
+    config_file = _write(tmp_path / "c.yaml", {"export": {"nwb": {"backend": "zarr"}}})
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "data"), "--results", str(tmp_path / "r"),
+                                       "--config", str(config_file)])
+    assert result.exit_code != 0 and "backend 'zarr' cannot be used on this Python" in result.output
+    assert not (tmp_path / "r").exists()  # refused before any work
 
 
 def _write(path, data):
