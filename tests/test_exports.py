@@ -1,4 +1,4 @@
-"""Exports on a tiny session (16 channels, 10 s, SpyKING CIRCUS 2): NWB checked with the community's own
+"""Exports on a tiny two-probe session (2 x 16 channels, 10 s, SpyKING CIRCUS 2): NWB checked with the community's own
 validators (nwbinspector with the DANDI config, pynwb.validate) and read back with pynwb; Phy read back with
 SpikeInterface's reader; processing.json and data_description.json validated against the shipped schemas."""
 
@@ -20,7 +20,8 @@ from spikeline.pipeline import run_pipeline
 from spikeline.provenance import read_json, schema
 from spikeline.synthetic import make_spikeglx_session
 
-STREAM = "block0_imec0.ap_recording1"
+STREAMS = ["block0_imec0.ap_recording1", "block0_imec1.ap_recording1"]
+STREAM = STREAMS[0]
 GROUP = "block0_recording1"
 METADATA = {
     "subject": {"subject_id": "M1", "species": "Mus musculus", "sex": "M", "age": "P90D",
@@ -28,7 +29,7 @@ METADATA = {
     "session": {"session_start_time": "2026-01-01T12:00:00+01:00", "session_description": "synthetic session",
                 "experiment_description": "spikeline export test", "experimenter": ["Doe, Jane"],
                 "institution": "Example University", "lab": "Example Lab", "keywords": ["synthetic"]},
-    "probes": {"imec0": {"location": "CA1"}},
+    "probes": {"imec0": {"location": "CA1"}, "imec1": {"location": "VISp"}},
 }
 INPUT_PROCESSING = {"schema_version": "2.0.0", "data_processes": [{"name": "Acquisition", "notes": "from rig"}]}
 INPUT_DESCRIPTION = {"name": "synthetic_g0", "subject_id": "M1", "data_level": "raw", "project_name": "demo"}
@@ -38,7 +39,7 @@ INPUT_DESCRIPTION = {"name": "synthetic_g0", "subject_id": "M1", "data_level": "
 def exported(tmp_path_factory):
     """The pipeline run once with Phy and NWB on; the input folder holds processing/data_description JSONs."""
     root = tmp_path_factory.mktemp("exports")
-    session = make_spikeglx_session(root, num_channels=16, duration_s=10.0, num_units=5, seed=3)
+    session = make_spikeglx_session(root, num_probes=2, num_channels=16, duration_s=10.0, num_units=5, seed=3)
     (session.data_dir / "processing.json").write_text(json.dumps(INPUT_PROCESSING))
     (session.data_dir / "data_description.json").write_text(json.dumps(INPUT_DESCRIPTION))
     make_read_only(session.data_dir)
@@ -75,29 +76,33 @@ def test_nwb_units_match_the_curated_sorting(exported):
     import spikeinterface as si
 
     _, layout, _, _ = exported
-    curated = si.load(layout.step_output("curate", STREAM))
+    curated = {s.split("_")[1].split(".")[0]: si.load(layout.step_output("curate", s)) for s in STREAMS}
     with pynwb.NWBHDF5IO(_nwb_path(layout), "r") as io:
         nwbfile = io.read()
         units = nwbfile.units
         names = list(units["unit_name"][:])
-        assert names == [f"imec0_{u}" for u in curated.unit_ids]
+        assert names == [f"{probe}_{u}" for probe, sorting in curated.items() for u in sorting.unit_ids]
         counts = [len(units.get_unit_spike_times(i)) for i in range(len(units))]
-        assert counts == [curated.count_num_spikes_per_unit()[u] for u in curated.unit_ids]
-        spikes_s = curated.get_unit_spike_train(curated.unit_ids[0], return_times=True)
-        np.testing.assert_allclose(units.get_unit_spike_times(0), spikes_s)
-        for key in curated.get_property_keys():  # every label and metric, each with a real description
+        assert counts == [sorting.count_num_spikes_per_unit()[u] for sorting in curated.values()
+                          for u in sorting.unit_ids]
+        first = curated["imec0"]
+        np.testing.assert_allclose(units.get_unit_spike_times(0),
+                                   first.get_unit_spike_train(first.unit_ids[0], return_times=True))
+        for key in first.get_property_keys():  # every label and metric, each with a real description
             assert key in units.colnames
             assert units[key].description and units[key].description != "No description."
-        assert np.array_equal(units["default_qc"][:], curated.get_property("default_qc"))
+        assert list(units["default_qc"][:]) == [q for s in curated.values() for q in s.get_property("default_qc")]
         assert units.resolution == pytest.approx(1 / 30000.0)
         assert units["waveform_mean"].data.shape[0] == len(names) and units.waveform_unit == "volts"
-        assert len(units["electrodes"][0]) > 0
         electrodes = nwbfile.electrodes.to_dataframe()
-        assert {"rel_x", "rel_y"} <= set(electrodes.columns) and set(electrodes["location"]) == {"CA1"}
-        assert list(nwbfile.devices) and list(nwbfile.electrode_groups) == ["imec0"]
+        assert {"rel_x", "rel_y"} <= set(electrodes.columns)
+        assert dict(zip(electrodes.group_name, electrodes.location)) == {"imec0": "CA1", "imec1": "VISp"}
+        unit_groups = {str(units["electrodes"][i]["group_name"].unique()[0]) for i in range(len(units))}
+        assert unit_groups == {"imec0", "imec1"}  # each unit's electrode region lies on its own probe
+        assert list(nwbfile.devices) == ["imec0", "imec1"] and list(nwbfile.electrode_groups) == ["imec0", "imec1"]
         assert nwbfile.subject.subject_id == "M1" and nwbfile.experimenter == ("Doe, Jane",)
     record = read_json(layout.step_record("nwb", GROUP))
-    assert record["status"] == "ok" and record["streams"] == [STREAM] and record["outputs"]["missing_for_dandi"] == []
+    assert record["status"] == "ok" and record["streams"] == STREAMS and record["outputs"]["missing_for_dandi"] == []
 
 
 def test_phy_folder_reads_back_with_spikeinterface(exported):
@@ -105,15 +110,16 @@ def test_phy_folder_reads_back_with_spikeinterface(exported):
     import spikeinterface.extractors as se
 
     _, layout, _, _ = exported
-    curated = si.load(layout.step_output("curate", STREAM))
-    analyzer = si.load_sorting_analyzer(layout.step_output("postprocess", STREAM), load_extensions=False)
-    phy = se.read_phy(layout.step_output("export_phy", STREAM), load_all_cluster_properties=True)
-    assert list(phy.unit_ids) == list(curated.unit_ids)
-    expected = analyzer.sorting.count_num_spikes_per_unit()
-    assert phy.count_num_spikes_per_unit() == {u: expected[u] for u in curated.unit_ids}
-    assert list(phy.get_property("default_qc")) == list(curated.get_property("default_qc"))
-    for column in ("qc_fail_reasons", "isi_violations_ratio", "snr"):
-        assert column in phy.get_property_keys()
+    for stream in STREAMS:
+        curated = si.load(layout.step_output("curate", stream))
+        analyzer = si.load_sorting_analyzer(layout.step_output("postprocess", stream), load_extensions=False)
+        phy = se.read_phy(layout.step_output("export_phy", stream), load_all_cluster_properties=True)
+        assert list(phy.unit_ids) == list(curated.unit_ids)
+        expected = analyzer.sorting.count_num_spikes_per_unit()
+        assert phy.count_num_spikes_per_unit() == {u: expected[u] for u in curated.unit_ids}
+        assert list(phy.get_property("default_qc")) == list(curated.get_property("default_qc"))
+        for column in ("qc_fail_reasons", "isi_violations_ratio", "snr"):
+            assert column in phy.get_property_keys()
 
 
 def test_provenance_files_validate_and_extend_the_input(exported):
@@ -124,8 +130,8 @@ def test_provenance_files_validate_and_extend_the_input(exported):
     jsonschema.validate(processing, schema("processing"), format_checker=jsonschema.FormatChecker())
     assert processing["data_processes"][0] == INPUT_PROCESSING["data_processes"][0]
     ours = [(p["name"], p["stream"]) for p in processing["data_processes"][1:]]
-    assert ours == [(s, STREAM) for s in ("preprocess", "sort", "postprocess", "curate", "export_phy")] + [
-        ("nwb", GROUP)]
+    assert ours == [(step, stream) for stream in STREAMS
+                    for step in ("preprocess", "sort", "postprocess", "curate", "export_phy")] + [("nwb", GROUP)]
     assert all(p["status"] == "ok" and p["versions"]["spikeinterface"] for p in processing["data_processes"][1:])
 
     description = read_json(layout.data_description_json)
@@ -208,6 +214,6 @@ def test_nwb_with_raw_and_lfp_stub_validates(exported, tmp_path):
     with pynwb.NWBHDF5IO(path, "r") as io:
         nwbfile = io.read()
         raw = nwbfile.acquisition["ElectricalSeriesRawimec0"]
-        assert raw.data.shape == (60000, 16)
+        assert raw.data.shape == (60000, 16) and "ElectricalSeriesRawimec1" in nwbfile.acquisition
         lfp = nwbfile.processing["ecephys"]["LFP"]["ElectricalSeriesLFPimec0"]
         assert lfp.data.shape == (5000, 16)

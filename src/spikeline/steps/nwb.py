@@ -132,6 +132,27 @@ def _electrode_rows(nwbfile, probe: str, recording, channel_ids) -> list[int]:
     return [i for i in range(len(groups)) if groups[i] == probe and names[i] in wanted]
 
 
+def _probe_metadata(probe: str, pg, description: str, location: str) -> dict[str, Any]:
+    """neuroconv metadata for one probe: its own device (named like the probe, so two probes of one model, or
+    two probes that report the same serial number, never share a device), its model, and its electrode group."""
+    device: dict[str, Any] = {"name": probe, "description": description}
+    if pg.serial_number not in (None, "", "0"):
+        device["serial_number"] = str(pg.serial_number)
+    metadata: dict[str, Any] = {"Devices": {probe: device}, "Ecephys": {
+        "ElectrodeGroups": {probe: {"name": probe, "description": description, "location": location,
+                                    "device_metadata_key": probe}},
+        "Electrodes": [{"name": "inter_sample_shift", "description": "Delay of the channel's sampling relative to "
+                        "the first channel, as a fraction of the sampling period (multiplexed ADCs)."}]}}
+    if pg.model_name:
+        model_key = f"{pg.manufacturer or 'unknown'}_{pg.model_name}"
+        model = {"name": pg.model_name, "model_number": pg.model_name, "manufacturer": pg.manufacturer or "unknown"}
+        if pg.annotations.get("description"):
+            model["description"] = pg.annotations["description"]
+        metadata["DeviceModels"] = {model_key: model}
+        device["device_model_metadata_key"] = model_key
+    return metadata
+
+
 def _add_probe(nwbfile, stream: str, job: dict, metadata: SessionMetadata, analyzer_folder: Path,
                curated_folder: Path, write_waveforms: bool) -> dict[str, Any]:
     import spikeinterface as si
@@ -150,9 +171,8 @@ def _add_probe(nwbfile, stream: str, job: dict, metadata: SessionMetadata, analy
     description = (info.description if info and info.description else
                    f"{pg.manufacturer or ''} {pg.model_name or job.get('probe_part_number') or 'probe'} "
                    f"({job['stream_id']})".strip())
-    groups = {"Ecephys": {"ElectrodeGroups": {probe: {"name": probe, "description": description,
-                                                      "location": location}}}}
-    add_recording_metadata_to_nwbfile(recording, nwbfile=nwbfile, metadata=groups)
+    add_recording_metadata_to_nwbfile(recording, nwbfile=nwbfile,
+                                      metadata=_probe_metadata(probe, pg, description, location))
 
     unit_ids = list(curated.unit_ids)
     sorting = curated.clone()
