@@ -31,7 +31,8 @@ def test_defaults_match_the_aind_pipeline():
 
 
 def test_unknown_top_level_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"unknown key 'preprocesing'.*'curation', 'dispatch', 'job', 'postprocessing'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'preprocesing'.*'curation', 'dispatch', 'export', 'job', "
+                                          r"'postprocessing'"):
         build_config({"preprocesing": {}})
 
 

@@ -70,7 +70,8 @@ def test_processing_json_lists_every_step(ks4_run):
     _, results, _ = ks4_run
     processing = json.loads((results / "processing.json").read_text())
     steps = [(p["name"], p["stream"], p["status"]) for p in processing["data_processes"]]
-    assert steps == [(name, STREAM, "ok") for name in ("preprocess", "sort", "postprocess", "curate", "visualize")]
+    assert steps == [(name, STREAM, "ok") for name in ("preprocess", "sort", "postprocess", "curate", "visualize")] + [
+        ("nwb", "block0_recording1", "ok")]  # the NWB step (on by default) runs once per block and recording
     for process in processing["data_processes"]:
         assert process["versions"]["spikeinterface"] == "0.105.3"
         assert process["start_date_time"] <= process["end_date_time"]

@@ -1,4 +1,4 @@
-"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier``."""
+"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier | export``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _dispatch_kwargs(input_format=None, split_segments=None, split_groups=None, 
 
 def _overrides(sorter: str | None = None, n_jobs: int | None = None, runmode: str | None = None,
                preprocessing_args: str | None = None, spikesort_args: str | None = None,
-               job_dispatch_args: str | None = None, **dispatch) -> dict:
+               job_dispatch_args: str | None = None, nwb_metadata: Path | None = None, **dispatch) -> dict:
     """Configuration overrides from CLI flags: AIND argument strings first, then the plain flags (which win)."""
     from .aind_args import aind_overrides
     from .config import deep_merge
@@ -53,6 +53,8 @@ def _overrides(sorter: str | None = None, n_jobs: int | None = None, runmode: st
         flags["job"] = {"n_jobs": n_jobs}
     if runmode is not None:
         flags["runmode"] = runmode
+    if nwb_metadata is not None:
+        flags["export"] = {"metadata_file": str(Path(nwb_metadata).absolute())}
     if _dispatch_kwargs(**dispatch):
         flags["dispatch"] = _dispatch_kwargs(**dispatch)
     return deep_merge(aind_overrides(preprocessing_args, spikesort_args, job_dispatch_args), flags)
@@ -104,6 +106,8 @@ def _run_options(command):
                      help='AIND pipeline sorter arguments, e.g. "--skip-motion-correction".'),
         click.option("--job_dispatch_args", "job_dispatch_args", default=None,
                      help='AIND pipeline job-dispatch arguments, e.g. "--input spikeglx --debug".'),
+        click.option("--nwb-metadata", "nwb_metadata", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     default=None, help="YAML/JSON subject and session metadata for NWB and data_description.json."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -261,8 +265,104 @@ load the results in Python (from any folder):
         sys.exit(1)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+@main.group()
+def export() -> None:
+    """Write NWB or Phy from an existing RESULTS folder (after `spikeline run`)."""
+
+
+def _export_context(results: Path, config):
+    from .layout import ResultsLayout
+    from .pipeline import job_kwargs
+
+    layout = ResultsLayout(results)
+    if not layout.jobs_dir.is_dir():
+        raise click.ClickException(f"{layout.root} is not a spikeline results folder (no jobs/ in it); "
+                                   "run `spikeline run DATA_DIR --results RESULTS` first.")
+    return layout, job_kwargs(config)
+
+
+@export.command("nwb")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metadata", "metadata_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="YAML/JSON subject and session metadata (subject_id, species, sex, age ...).")
+@click.option("--backend", type=click.Choice(["hdf5", "zarr"]), default=None, help="NWB backend (default hdf5).")
+@click.option("--write-raw", is_flag=True, default=None, help="Also write the raw traces of each probe.")
+@click.option("--write-lfp", is_flag=True, default=None, help="Also write a decimated LFP series per probe.")
+@click.option("--lfp-decimation", type=int, default=None, help="Keep one LFP sample in this many (default 12).")
+@click.option("--stub", is_flag=True, default=None, help="Write only the first --stub-duration-s of raw/LFP.")
+@click.option("--stub-duration-s", type=float, default=None, help="Stub length in seconds (default 10).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML configuration file (its export section is used).")
+def export_nwb(results: Path, metadata_file: Path | None, backend: str | None, write_raw: bool | None,
+               write_lfp: bool | None, lfp_decimation: int | None, stub: bool | None, stub_duration_s: float | None,
+               config_file: Path | None) -> None:
+    """Write one NWB file per block and recording of RESULTS (every probe that finished curation)."""
+    from .config import load_config
+    from .pipeline import StreamResult, results_lock, run_session_steps
+    from .provenance import read_json, write_data_description, write_processing_json
+    from .metadata import load_session_metadata
+    from .steps import nwb
+
+    flags = {"backend": backend, "write_raw": write_raw, "write_lfp": write_lfp, "lfp_decimation": lfp_decimation,
+             "stub": stub, "stub_duration_s": stub_duration_s}
+    overrides = {"export": {"nwb": {"enabled": True, **{k: v for k, v in flags.items() if v is not None}}}}
+    if metadata_file is not None:
+        overrides["export"]["metadata_file"] = str(metadata_file.absolute())
+    try:
+        config = load_config(config_file, overrides)
+        nwb.check_backend(config.export.nwb.backend)
+        metadata = load_session_metadata(config.export.metadata_file)
+        layout, kwargs = _export_context(results, config)
+        session = layout.root.name
+        curated = [StreamResult(session=session, stream=s, status="ok") for s in layout.streams()
+                   if (read_json(layout.step_record("curate", s)) or {}).get("status") == "ok"]
+        with results_lock(layout):
+            done = run_session_steps(session, layout, config, kwargs, curated)
+            write_processing_json(layout, (read_json(layout.processing_json) or {}).get("config"))
+            write_data_description(layout, metadata)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in done:
+        record = read_json(layout.step_record("nwb", result.stream)) or {}
+        click.echo(f"{result.stream}: {result.status} {(record.get('outputs') or {}).get('nwb_file', '')}"
+                   + (f" ({result.reason})" if result.reason else ""))
+    if not done or any(r.status != "ok" for r in done):
+        sys.exit(1)
+
+
+@export.command("phy")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--stream", required=True, help="Stream name, e.g. block0_imec0.ap_recording1.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Phy folder to write (must not exist); default RESULTS/phy/<stream>, recorded in provenance.")
+@click.option("--copy-binary", is_flag=True, help="Copy the preprocessed traces into the Phy folder.")
+def export_phy(results: Path, stream: str, output: Path | None, copy_binary: bool) -> None:
+    """Write a Phy folder for STREAM of RESULTS (curated units, labels and metrics as cluster columns)."""
+    from .config import build_config
+    from .pipeline import results_lock
+    from .steps import StepContext, execute_step, export_phy as phy_step
+    from .steps.export_phy import write_phy_folder
+
+    try:
+        config = build_config({"export": {"phy": {"enabled": True, "copy_binary": copy_binary}}})
+        layout, kwargs = _export_context(results, config)
+        if stream not in layout.streams():
+            raise click.ClickException(f"no stream '{stream}' in {layout.root}; streams: {layout.streams()}")
+        if output is not None:
+            if output.exists():
+                raise click.ClickException(f"{output} already exists; choose a new folder.")
+            facts = write_phy_folder(layout.step_output("postprocess", stream), layout.step_output("curate", stream),
+                                     output, copy_binary=copy_binary, job_kwargs=kwargs)
+            folder = output
+        else:
+            with results_lock(layout):
+                ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
+                facts = execute_step(phy_step.STEP, ctx)["outputs"]
+            folder = layout.step_output("export_phy", stream)
+    except SpikelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{facts['num_units']} units, {facts['num_spikes']} spikes: phy template-gui {folder / 'params.py'}")
+
 
 
 @main.group("config")
@@ -322,3 +422,7 @@ def classifier_train(results: tuple[Path, ...], output: Path, label_property: st
     click.echo(f"trained on {summary['num_units']} units {summary['labels']}; balanced accuracy on held-out units "
                f"{summary['balanced_accuracy']:.2f}; model in {output}\n"
                f"use it with:  curation: {{classifier: {{model_folder: {output.absolute()}}}}}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -431,6 +431,45 @@ class CurationParams(_Section):
         return self
 
 
+class NwbExportParams(_Section):
+    """One NWB file per session, block and recording (all probes), written after every stream is done."""
+
+    enabled: bool = Field(True, description="Write the NWB file at the end of `spikeline run`.")
+    backend: Literal["hdf5", "zarr"] = Field(
+        "hdf5", description="hdf5 (default, what DANDI validates) or zarr (only where hdmf-zarr files can be "
+        "validated on this Python; checked before any work).",
+    )
+    write_raw: bool = Field(False, description="Also write each probe's raw (not preprocessed) traces.")
+    write_lfp: bool = Field(False, description="Also write an LFP series per probe, band-passed and decimated "
+                            "from the raw AP-band traces.")
+    lfp_freq_min_hz: float = Field(0.1, gt=0, description="LFP band-pass low edge, in Hz.")
+    lfp_freq_max_hz: float = Field(500.0, gt=0, description="LFP band-pass high edge, in Hz.")
+    lfp_decimation: int = Field(12, ge=1, description="Keep one LFP sample in this many (30 kHz / 12 = 2.5 kHz).")
+    stub: bool = Field(False, description="Quick-check mode: write only the first stub_duration_s of any raw or "
+                       "LFP series (units are always complete).")
+    stub_duration_s: float = Field(10.0, gt=0, description="Length of the raw/LFP series in stub mode, in seconds.")
+
+
+class PhyExportParams(_Section):
+    """A Phy folder per stream, written from the SortingAnalyzer for the units that survived curation."""
+
+    enabled: bool = Field(False, description="Write phy/<stream>/ during `spikeline run`.")
+    compute_pc_features: bool = Field(True, description="Write PC features (Phy's feature view, PC metrics).")
+    copy_binary: bool = Field(False, description="Copy the preprocessed traces into the Phy folder; otherwise "
+                              "params.py points at the preprocessed binary by absolute path.")
+
+
+class ExportParams(_Section):
+    """Exports that let results travel: NWB (DANDI), Phy, and the session metadata they share."""
+
+    metadata_file: Path | None = Field(
+        None, description="YAML or JSON file with subject and session metadata (subject_id, species, sex, age, "
+        "session_start_time, experimenter, institution ...).",
+    )
+    nwb: NwbExportParams = Field(default_factory=NwbExportParams)
+    phy: PhyExportParams = Field(default_factory=PhyExportParams)
+
+
 class PipelineConfig(_Section):
     """The whole configuration; every section has defaults.
 
@@ -445,6 +484,7 @@ class PipelineConfig(_Section):
     spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams)
     postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams)
     curation: CurationParams = Field(default_factory=CurationParams)
+    export: ExportParams = Field(default_factory=ExportParams)
 
     @model_validator(mode="after")
     def _apply_runmode(self) -> "PipelineConfig":

@@ -12,6 +12,10 @@ Results follow the layout users of the AIND ephys pipeline know::
       provenance/<stream>/<step>.json  step record, written last and atomically (what resume trusts)
       provenance/<stream>/<step>.log   the step's full log
       provenance/dispatch.json         what dispatch found, and what it could not use and why
+      phy/<stream>/                    Phy folder (optional: export.phy.enabled or `spikeline export phy`)
+      nwb/<group>/<session>_<group>.nwb  one NWB file per block and recording, all probes (group: block0_recording1)
+      provenance/<group>/nwb.json      the NWB step's record (and nwb.log), like a stream's
+      data_description.json            subject, session, modality, derived-data name (aind-data-schema spirit)
 
 Stream names contain only letters, digits, ``.``, ``_`` and ``-``.
 """
@@ -29,7 +33,15 @@ STEP_FOLDERS = {
     "postprocess": "postprocessed",
     "curate": "curated",
     "visualize": "visualization",
+    "export_phy": "phy",
 }
+
+#: Output folder of each session-level step (one run per group of streams, after every stream is done).
+SESSION_STEP_FOLDERS = {
+    "nwb": "nwb",
+}
+
+DATA_DESCRIPTION_JSON = "data_description.json"
 
 PROCESSING_JSON = "processing.json"
 VISUALIZATION_OUTPUT_JSON = "visualization_output.json"
@@ -40,6 +52,7 @@ MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXPORT_GROUP = re.compile(r"^(?P<block>block\d+)_.+_(?P<recording>recording\d+)(_group\d+)?$")
 
 
 def safe_name(text: str) -> str:
@@ -125,10 +138,30 @@ class ResultsLayout:
 
     def curation_json(self, stream: str) -> Path:
         return self.step_output("curate", stream) / CURATION_JSON
+    @property
+    def data_description_json(self) -> Path:
+        return self.root / DATA_DESCRIPTION_JSON
+
+    def session_step_output(self, step: str, group: str) -> Path:
+        return self.root / SESSION_STEP_FOLDERS[step] / group
+
+    def nwb_file(self, session: str, group: str, backend: str = "hdf5") -> Path:
+        """The NWB file of one group: ``nwb/<group>/<session>_<group>.nwb`` (``.nwb.zarr`` for zarr)."""
+        suffix = ".nwb.zarr" if backend == "zarr" else ".nwb"
+        return self.session_step_output("nwb", group) / f"{safe_name(session)}_{group}{suffix}"
 
     def streams(self) -> list[str]:
         """Streams that dispatch wrote a job for, sorted by name."""
         return sorted(p.stem for p in self.jobs_dir.glob("*.json"))
+
+
+def export_group(stream: str) -> str:
+    """The NWB group of a stream: its block and recording (``block0_imec0.ap_recording1`` -> ``block0_recording1``).
+
+    All probes of one block and recording share a clock, so they go into one NWB file (as the AIND pipeline does).
+    """
+    match = _EXPORT_GROUP.match(stream)
+    return f"{match['block']}_{match['recording']}" if match else stream
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:

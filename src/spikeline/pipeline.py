@@ -8,6 +8,9 @@
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
 5. curate       deduplicate, flag default_qc, unit types, merges       (:mod:`spikeline.steps.curate`)
 6. visualize    drift map, motion, traces, unit yield (PNG)            (:mod:`spikeline.steps.visualize`)
+7. export_phy   Phy folder per stream (optional)                       (:mod:`spikeline.steps.export_phy`)
+8. nwb          one NWB file per session, block and recording          (:mod:`spikeline.steps.nwb`)
+9. provenance   processing.json and data_description.json              (:mod:`spikeline.provenance`)
 
 Steps 2-6 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.
@@ -26,9 +29,12 @@ from typing import Any, Iterator
 from .config import PipelineConfig, build_config
 from .errors import InputError, SpikelineError, StepFailed
 from .layout import ResultsLayout
-from .provenance import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_processing_json, write_visualization_output
-from .steps import STEPS, StepContext, execute_step
-from .steps import dispatch
+from .layout import export_group
+from .metadata import load_session_metadata
+from .provenance import (STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_data_description, write_processing_json,
+                         write_visualization_output)
+from .steps import SESSION_STEPS, STEPS, StepContext, execute_step
+from .steps import dispatch, nwb
 from .steps.base import default_progress_bar
 
 logger = logging.getLogger("spikeline")
@@ -57,11 +63,12 @@ class RunSummary:
     streams: list[StreamResult]
     problems: list[dict[str, str]]
     session_dirs: dict[str, Path] = field(default_factory=dict)
+    session_steps: list[StreamResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when no stream failed and dispatch found no unusable file."""
-        return not self.problems and all(s.status != STATUS_FAILED for s in self.streams)
+        return not self.problems and all(s.status != STATUS_FAILED for s in self.streams + self.session_steps)
 
 
 def job_kwargs(config: PipelineConfig) -> dict[str, Any]:
@@ -111,6 +118,8 @@ def run_stream(session: str, stream: str, layout: ResultsLayout, config: Pipelin
     result = StreamResult(session=session, stream=stream, status=STATUS_OK)
     ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
     for step in STEPS:
+        if not step.enabled(config):
+            continue
         try:
             record = execute_step(step, ctx)
         except StepFailed as exc:
@@ -133,6 +142,31 @@ def session_layouts(results_dir: Path, data_dir: Path, plans: list[dispatch.Sess
     if len(plans) == 1 and plans[0].path == data_dir:
         return {plans[0].name: ResultsLayout(results_dir)}
     return {plan.name: ResultsLayout(results_dir / plan.name) for plan in plans}
+
+
+def run_session_steps(session: str, layout: ResultsLayout, config: PipelineConfig, kwargs: dict[str, Any],
+                      streams: list[StreamResult]) -> list[StreamResult]:
+    """Run each enabled session-level step (NWB) once per group of streams that finished ``ok``."""
+    groups: dict[str, list[str]] = {}
+    for result in streams:
+        if result.status == STATUS_OK:
+            groups.setdefault(export_group(result.stream), []).append(result.stream)
+    results = []
+    for step in SESSION_STEPS:
+        if not step.enabled(config):
+            continue
+        for group, members in sorted(groups.items()):
+            ctx = StepContext(stream=group, layout=layout, config=config, job_kwargs=kwargs, members=tuple(members))
+            result = StreamResult(session=session, stream=group, status=STATUS_OK)
+            try:
+                record = execute_step(step, ctx)
+                (result.steps_reused if record.get("reused") else result.steps_run).append(step.name)
+            except StepFailed as exc:
+                logger.error("[%s] %s", group, exc)
+                result.steps_run.append(step.name)
+                result.status, result.reason, result.log = STATUS_FAILED, f"{exc.step}: {exc.reason}", str(exc.log_path)
+            results.append(result)
+    return results
 
 
 def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None) -> RunSummary:
@@ -162,11 +196,14 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
     results_dir = Path(results_dir).absolute()
     check_locations(data_dir, results_dir)
     config.spikesorting.resolved_sorter_params()  # an unknown sorter parameter fails here, before any work
+    if config.export.nwb.enabled:
+        nwb.check_backend(config.export.nwb.backend)  # an unusable NWB backend fails here, before any work
+    metadata = load_session_metadata(config.export.metadata_file)  # and so does an unreadable metadata file
     kwargs = job_kwargs(config)
     config_dump = config.model_dump(mode="json")
     plans = dispatch.plan_sessions(data_dir, config.dispatch)
     layouts = session_layouts(results_dir, data_dir, plans)
-    results, problems = [], []
+    results, session_results, problems = [], [], []
     with results_lock(ResultsLayout(results_dir)):
         for plan in plans:
             layout = layouts[plan.name]
@@ -174,10 +211,14 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
             problems.extend(plan.problems)
             logger.info("session %s (%s): %d stream(s) to process, %d problem(s), %d not sorted", plan.name,
                         plan.format, len(plan.jobs), len(plan.problems), len(plan.not_sorted))
+            streams = []
             for job in plan.jobs:
-                results.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
+                streams.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
                 write_processing_json(layout, config_dump)
+            session_results.extend(run_session_steps(plan.name, layout, config, kwargs, streams))
+            results.extend(streams)
             write_processing_json(layout, config_dump)
             write_visualization_output(layout)
-    return RunSummary(results_dir=results_dir, streams=results, problems=problems,
+            write_data_description(layout, metadata)
+    return RunSummary(results_dir=results_dir, streams=results, problems=problems, session_steps=session_results,
                       session_dirs={name: layout.root for name, layout in layouts.items()})

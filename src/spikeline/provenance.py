@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .layout import ResultsLayout, STEP_FOLDERS
+from .layout import PROCESSING_JSON, SESSION_STEP_FOLDERS, ResultsLayout, STEP_FOLDERS
 
 STATUS_OK = "ok"
 STATUS_SKIPPED = "skipped"  # the stream was skipped on purpose (e.g. too many bad channels): a final state
@@ -157,13 +157,28 @@ def build_processing_json(layout: ResultsLayout, config_dump: dict[str, Any] | N
             record = read_json(layout.step_record(step, stream))
             if record is not None:
                 processes.append(record)
-    return {
+    for step in SESSION_STEP_FOLDERS:
+        for record_path in sorted(layout.provenance_dir.glob(f"*/{step}.json")):
+            record = read_json(record_path)
+            if record is not None:
+                processes.append(record)
+    processes = [{**record, "pipeline_name": PIPELINE_NAME} for record in processes]
+    dispatch = read_json(layout.dispatch_record)
+    document = {
+        "describedBy": SCHEMA_URL.format(name="processing"),
+        "schema_version": SCHEMA_VERSION,
         "pipeline": {"name": "spikeline", "version": __version__},
         "generated": now_iso(),
         "config": config_dump,
-        "dispatch": read_json(layout.dispatch_record),
+        "dispatch": dispatch,
         "data_processes": processes,
     }
+    upstream = _input_document(dispatch, PROCESSING_JSON)
+    if upstream is not None:  # extend the input's own processing history: its processes first, then ours
+        earlier = upstream.get("data_processes") if isinstance(upstream.get("data_processes"), list) else []
+        document = {**upstream, **document, "data_processes": [*earlier, *processes],
+                    "input_processing": {k: v for k, v in upstream.items() if k != "data_processes"}}
+    return document
 
 
 def write_processing_json(layout: ResultsLayout, config_dump: dict[str, Any] | None = None) -> Path:
@@ -182,6 +197,76 @@ def write_visualization_output(layout: ResultsLayout) -> Path:
             figures[stream] = {name: str(folder / file) for name, file in record["outputs"]["figures"].items()}
     atomic_write_json(layout.visualization_output_json, figures)
     return layout.visualization_output_json
+PIPELINE_NAME = "spikeline"
+SCHEMA_VERSION = "1.0.0"
+SCHEMA_URL = "https://spikeline.invalid/schemas/{name}.schema.json (shipped as spikeline/schemas/{name}.schema.json)"
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema spikeline ships for ``processing`` or ``data_description``."""
+    return json.loads((Path(__file__).parent / "schemas" / f"{name}.schema.json").read_text())
+
+
+def _input_document(dispatch: dict | None, file_name: str) -> dict | None:
+    """A JSON document of the same name in the input data folder, if it has one (read, never written)."""
+    if not dispatch or not dispatch.get("data_dir"):
+        return None
+    document = read_json(Path(dispatch["data_dir"]) / file_name)
+    return document if isinstance(document, dict) else None
+
+
+def build_data_description(layout: ResultsLayout, metadata=None) -> dict[str, Any]:
+    """``data_description.json`` of the results: a derived-data description in the spirit of aind-data-schema.
+
+    Parameters
+    ----------
+    layout : ResultsLayout
+        The results folder.
+    metadata : spikeline.metadata.SessionMetadata | None
+        Subject and session metadata from the user's file.
+
+    Returns
+    -------
+    dict
+        When the input data folder has a ``data_description.json``, a copy of it updated as a derived record
+        (``data_level`` derived, ``input_data_name``, ``process_name``), the original kept under
+        ``input_data_description``.
+    """
+    from . import __version__
+
+    dispatch = read_json(layout.dispatch_record) or {}
+    input_name = Path(dispatch.get("data_dir", layout.root.name)).name
+    created = dt.datetime.now(dt.timezone.utc).astimezone()
+    subject = metadata.subject.model_dump(mode="json", exclude_none=True) if metadata else {}
+    session = metadata.session.model_dump(mode="json", exclude_none=True) if metadata else {}
+    upstream = _input_document(dispatch, "data_description.json")
+    subject_id = subject.get("subject_id") or (upstream or {}).get("subject_id")
+    document = {
+        "describedBy": SCHEMA_URL.format(name="data_description"),
+        "schema_version": SCHEMA_VERSION,
+        "name": f"{input_name}_sorted_{created.strftime('%Y-%m-%d_%H-%M-%S')}",
+        "input_data_name": input_name,
+        "process_name": "sorted",
+        "data_level": "derived",
+        "creation_time": created.isoformat(timespec="seconds"),
+        "modalities": ["ecephys"],
+        "subject_id": subject_id,
+        "subject": subject,
+        "session": session,
+        "institution": session.get("institution") or (upstream or {}).get("institution"),
+        "investigators": session.get("experimenter") or (upstream or {}).get("investigators") or [],
+        "pipeline": {"name": PIPELINE_NAME, "version": __version__},
+        "streams": [s["stream"] for s in dispatch.get("streams", [])],
+    }
+    if upstream is not None:
+        document = {**upstream, **document, "input_data_description": upstream}
+    return document
+
+
+def write_data_description(layout: ResultsLayout, metadata=None) -> Path:
+    """Write ``data_description.json`` atomically and return its path."""
+    atomic_write_json(layout.data_description_json, build_data_description(layout, metadata))
+    return layout.data_description_json
 
 
 def command_line() -> str:

@@ -7,6 +7,10 @@ resolved parameters from the configuration, and a ``run(ctx, inputs, output)`` f
 :func:`execute_step` decides whether the step must run (its record is missing, failed, or was made with other
 parameters or other inputs), runs it with a log file, moves the finished folder into place, and writes the
 record last. A stream can be skipped on purpose by raising :class:`StreamSkipped`.
+
+A session-level step (``scope="group"``, e.g. NWB) runs the same way for a *group* of streams (``ctx.stream`` is
+then the group's name and ``ctx.members`` its streams); its inputs are each member's upstream outputs, labelled
+``"<step>/<stream>"``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from ..config import PipelineConfig
 from ..errors import StepFailed
@@ -77,12 +81,15 @@ class StepContext:
         The validated configuration.
     job_kwargs : dict
         SpikeInterface job kwargs (``n_jobs``, ``chunk_duration``, ``progress_bar``).
+    members : tuple of str
+        For a group-level step only: the streams of the group (``stream`` is then the group's name).
     """
 
     stream: str
     layout: ResultsLayout
     config: PipelineConfig
     job_kwargs: dict[str, Any] = field(default_factory=dict)
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,10 @@ class Step:
         ``run(ctx, inputs, output) -> dict``: does the work, writing into ``output``.
     extra_packages : tuple of str
         Packages whose versions are recorded besides the base ones.
+    enabled : callable
+        ``enabled(config) -> bool``: whether the pipeline runs this (optional) step; always by default.
+    scope : {"stream", "group"}
+        ``"stream"``: once per stream. ``"group"``: once per group of streams (session-level steps).
     """
 
     name: str
@@ -108,26 +119,42 @@ class Step:
     params: Callable[[PipelineConfig], dict[str, Any]]
     run: Callable[[StepContext, dict[str, Path], Path], dict[str, Any]]
     extra_packages: tuple[str, ...] = ()
+    enabled: Callable[[PipelineConfig], bool] = lambda config: True
+    scope: Literal["stream", "group"] = "stream"
+
+
+def _input_refs(step: Step, ctx: StepContext) -> dict[str, tuple[str, str]]:
+    """Label of each input -> (upstream step or ``"job"``, stream). Group steps read every member's inputs."""
+    if step.scope == "stream":
+        return {name: (name, ctx.stream) for name in step.inputs}
+    return {f"{name}/{member}": (name, member) for member in ctx.members for name in step.inputs}
+
+
+def _output_path(step: Step, ctx: StepContext) -> Path:
+    if step.scope == "stream":
+        return ctx.layout.step_output(step.name, ctx.stream)
+    return ctx.layout.session_step_output(step.name, ctx.stream)
 
 
 def _input_paths(step: Step, ctx: StepContext) -> dict[str, Path]:
     return {
-        name: ctx.layout.job_file(ctx.stream) if name == JOB_INPUT else ctx.layout.step_output(name, ctx.stream)
-        for name in step.inputs
+        label: ctx.layout.job_file(stream) if name == JOB_INPUT else ctx.layout.step_output(name, stream)
+        for label, (name, stream) in _input_refs(step, ctx).items()
     }
 
 
 def _input_keys(step: Step, ctx: StepContext, paths: dict[str, Path]) -> dict[str, str]:
     """Identity of each input: the job file's hash, or the upstream step's key (which must be done)."""
     keys = {}
-    for name, path in paths.items():
+    for label, (name, stream) in _input_refs(step, ctx).items():
+        path = paths[label]
         if name == JOB_INPUT:
-            keys[name] = file_sha256(path)
+            keys[label] = file_sha256(path)
             continue
-        upstream = read_json(ctx.layout.step_record(name, ctx.stream))
+        upstream = read_json(ctx.layout.step_record(name, stream))
         if upstream is None or upstream.get("status") != STATUS_OK or not path.exists():
-            raise RuntimeError(f"input step '{name}' has not completed for stream '{ctx.stream}'")
-        keys[name] = upstream["key"]
+            raise RuntimeError(f"input step '{name}' has not completed for stream '{stream}'")
+        keys[label] = upstream["key"]
     return keys
 
 
@@ -191,7 +218,7 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
         partial output is left where a rerun would trust it.
     """
     layout = ctx.layout
-    output = layout.step_output(step.name, ctx.stream)
+    output = _output_path(step, ctx)
     record_path = layout.step_record(step.name, ctx.stream)
     log_path = layout.step_log(step.name, ctx.stream)
     params = step.params(ctx.config)
@@ -207,6 +234,7 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     record: dict[str, Any] = {
         "name": step.name,
         "stream": ctx.stream,
+        **({"streams": list(ctx.members)} if step.scope == "group" else {}),
         "key": key,
         "status": STATUS_RUNNING,
         "parameters": params,
