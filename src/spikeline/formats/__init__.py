@@ -37,3 +37,8 @@ class StreamCandidate:
     block_index: int
     files: list[Path]
     probe_part_number: str | None = None
+
+
+#: What ``open_session`` returns in every format module: the streams to fan out, the problems (unusable inputs,
+#: each ``{"path", "error"}``) and what was left out on purpose (each ``{"path", "reason"}``).
+OpenedSession = tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]

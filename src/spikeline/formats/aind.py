@@ -27,7 +27,7 @@ def compressed_name(block_index: int, stream_name: str) -> str:
     return f"experiment{block_index + 1}_{stream_name}.zarr"
 
 
-def open_session(session_dir: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+def open_session(session_dir: Path) -> OpenedSession:
     """Open the streams of one AIND session (see the module docstring).
 
     Parameters

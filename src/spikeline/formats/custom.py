@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import StreamCandidate
+from . import OpenedSession, StreamCandidate
 
 INPUT_FILE_NAMES = ("spikeline_input.yaml", "spikeline_input.yml", "spikeline_input.json")
 _PATH_KEYS = ("file_path", "folder_path", "file_paths", "dirname", "filename")
@@ -60,7 +60,7 @@ def _reader(name: str):
     return func
 
 
-def open_session(folder: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+def open_session(folder: Path) -> OpenedSession:
     """Read the recording a session folder's input file describes.
 
     Parameters

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import StreamCandidate
+from . import OpenedSession, StreamCandidate
 
 if TYPE_CHECKING:
     from spikeinterface.core import BaseRecording
@@ -38,7 +38,7 @@ def _no_locations_message(path: Path, series_path: str) -> str:
     )
 
 
-def open_session(path: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+def open_session(path: Path) -> OpenedSession:
     """Open the acquisition ElectricalSeries of one NWB file.
 
     Parameters

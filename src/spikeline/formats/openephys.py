@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import StreamCandidate
+from . import OpenedSession, StreamCandidate
 
 if TYPE_CHECKING:
     from spikeinterface.core import BaseRecording
@@ -49,7 +49,7 @@ def _not_sorted_reason(stream_name: str) -> str | None:
     return next((reason for key, reason in NOT_SORTED.items() if key in stream_name), None)
 
 
-def open_session(session_dir: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+def open_session(session_dir: Path) -> OpenedSession:
     """Open every sortable stream of one Open Ephys session (all blocks; segments stay inside each recording).
 
     Parameters

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
-from . import StreamCandidate
+from . import OpenedSession, StreamCandidate
 
 if TYPE_CHECKING:
     from probeinterface import Probe
@@ -417,7 +417,7 @@ def unsorted_files(session_dir: Path) -> list[dict[str, str]]:
     return found
 
 
-def open_session(session_dir: Path) -> tuple[list[StreamCandidate], list[dict[str, str]], list[dict[str, str]]]:
+def open_session(session_dir: Path) -> OpenedSession:
     """Check and open every AP stream of one SpikeGLX session.
 
     Parameters
