@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import StreamCandidate, openephys
+from . import OpenedSession, openephys
 
 CLIPPED = Path("ecephys") / "ecephys_clipped"
 COMPRESSED = Path("ecephys") / "ecephys_compressed"
