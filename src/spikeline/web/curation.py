@@ -197,6 +197,7 @@ class ManualCuration:
                 if folder.exists():
                     shutil.rmtree(folder)
             curated.save(folder=temporary, format="numpy_folder")
+            _make_folder_relative(temporary)
             record = {
                 "source_sorting": self.stream.curated_dir.name,
                 "curation": document,
@@ -214,3 +215,17 @@ class ManualCuration:
             if old.exists():
                 shutil.rmtree(old)
             return record
+
+
+def _make_folder_relative(folder: Path) -> None:
+    """Point a saved sorting folder's ``si_folder.json`` at itself (``"."``), so it loads after a rename.
+
+    A sorting derived from a folder sorting saves the absolute path of the folder it was written to; the
+    temporary folder then disappears in the rename.
+    """
+    record_path = folder / "si_folder.json"
+    record = json.loads(record_path.read_text())
+    if "folder_path" in record.get("kwargs", {}):
+        record["kwargs"]["folder_path"] = "."
+        record["relative_paths"] = True
+        atomic_write_json(record_path, record)

@@ -241,6 +241,9 @@ def make_handler(app: ViewerApp, loopback_only: bool) -> type[BaseHTTPRequestHan
                 except ValueError:
                     raise WebError(400, "bad Content-Length") from None
                 if length > MAX_CURATION_BYTES:
+                    self.close_connection = True
+                    if length <= 4 * MAX_CURATION_BYTES:  # drain it so the client reads the answer
+                        self.rfile.read(length)
                     raise WebError(413, f"payload over {MAX_CURATION_BYTES} bytes")
                 raw = self.rfile.read(length) if length else b""
                 body = None
@@ -267,11 +270,14 @@ class ViewerServer:
         Interface to bind; anything but loopback gets a random access token.
     port : int
         TCP port; 0 picks a free one.
+    require_token : bool
+        Ask for a token on loopback too (always on for other hosts).
     """
 
-    def __init__(self, results_dir: Path, host: str = "127.0.0.1", port: int = 8765):
+    def __init__(self, results_dir: Path, host: str = "127.0.0.1", port: int = 8765, require_token: bool = False):
         loopback = is_loopback(host)
-        self.app = ViewerApp(results_dir, token=None if loopback else secrets.token_urlsafe(24))
+        token = secrets.token_urlsafe(24) if (require_token or not loopback) else None
+        self.app = ViewerApp(results_dir, token=token)
         self.httpd = ThreadingHTTPServer((host, port), make_handler(self.app, loopback_only=loopback))
         self.httpd.daemon_threads = True
         self.host = host
