@@ -261,10 +261,6 @@ load the results in Python (from any folder):
         sys.exit(1)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.group("config")
 def config_group() -> None:
     """Show the resolved configuration or write its JSON Schema."""
@@ -347,3 +343,7 @@ def view(results_dir: Path, host: str, port: int) -> None:
         click.echo("stopped")
     finally:
         server.httpd.server_close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
