@@ -71,3 +71,17 @@ def in_other_directory(tmp_path):
     os.chdir(tmp_path)
     yield tmp_path
     os.chdir(old)
+
+
+@pytest.fixture(scope="session")
+def webapp_results_source(tmp_path_factory):
+    """A tiny sorted session (16 channels, 10 s, SpyKING CIRCUS 2, motion off) for the web app's tests.
+
+    Tests must copy it (``webapp_results`` fixtures do) before writing curation files.
+    """
+    root = tmp_path_factory.mktemp("webapp")
+    session = make_spikeglx_session(root / "data", num_channels=16, duration_s=10.0, num_units=5, seed=3)
+    results = root / "results"
+    run_pipeline(session.data_dir, results, quiet_config(spikesorting={"sorter": "spykingcircus2"},
+                                                         preprocessing={"motion": "skip"}))
+    return results

@@ -1,4 +1,4 @@
-"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier | export``."""
+"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier | export | view``."""
 
 from __future__ import annotations
 
@@ -422,6 +422,31 @@ def classifier_train(results: tuple[Path, ...], output: Path, label_property: st
     click.echo(f"trained on {summary['num_units']} units {summary['labels']}; balanced accuracy on held-out units "
                f"{summary['balanced_accuracy']:.2f}; model in {output}\n"
                f"use it with:  curation: {{classifier: {{model_folder: {output.absolute()}}}}}")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind. Anything but loopback requires the access token printed in the URL.")
+@click.option("--port", default=8765, show_default=True, help="TCP port (0: any free port).")
+def view(results_dir: Path, host: str, port: int) -> None:
+    """Serve a local web app to review, compare and curate the units under RESULTS_DIR (Ctrl-C stops it)."""
+    from .web import ViewerServer
+
+    try:
+        server = ViewerServer(results_dir, host=host, port=port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    click.echo(f"spikeline view: serving {Path(results_dir).resolve()}")
+    if server.token:
+        click.echo("bound to a non-loopback interface: the URL carries an access token; share it with care.")
+    click.echo(f"open {server.url}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.httpd.server_close()
 
 
 if __name__ == "__main__":  # pragma: no cover

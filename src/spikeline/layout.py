@@ -9,6 +9,9 @@ Results follow the layout users of the AIND ephys pipeline know::
       spikesorted/<stream>/            sorter output as a SpikeInterface sorting folder (+ sorter/ with its logs)
       postprocessed/<stream>/          SortingAnalyzer (binary_folder)
       curated/<stream>/                curated sorting with labels as properties (+ unit_labels.csv, curation.json)
+      curated_manual/<stream>/manual_curation.json     manual curation from ``spikeline view`` (curation format v2)
+      curated_manual/<stream>/manual_curation_history/ every saved manual curation, numbered (undo goes back one)
+      curated_manual/<stream>/manual/                  the manually curated sorting ("apply" in ``spikeline view``)
       provenance/<stream>/<step>.json  step record, written last and atomically (what resume trusts)
       provenance/<stream>/<step>.log   the step's full log
       provenance/dispatch.json         what dispatch found, and what it could not use and why
@@ -47,6 +50,11 @@ PROCESSING_JSON = "processing.json"
 VISUALIZATION_OUTPUT_JSON = "visualization_output.json"
 UNIT_LABELS_CSV = "unit_labels.csv"
 CURATION_JSON = "curation.json"
+MANUAL_CURATION_FOLDER = "curated_manual"
+MANUAL_CURATION_JSON = "manual_curation.json"
+MANUAL_CURATION_HISTORY_SUBFOLDER = "manual_curation_history"
+MANUAL_SORTING_SUBFOLDER = "manual"
+MANUAL_APPLY_RECORD_JSON = "spikeline_manual_curation.json"
 SORTER_SUBFOLDER = "sorter"
 MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"
@@ -149,6 +157,23 @@ class ResultsLayout:
         """The NWB file of one group: ``nwb/<group>/<session>_<group>.nwb`` (``.nwb.zarr`` for zarr)."""
         suffix = ".nwb.zarr" if backend == "zarr" else ".nwb"
         return self.session_step_output("nwb", group) / f"{safe_name(session)}_{group}{suffix}"
+
+    def manual_curation_folder(self, stream: str) -> Path:
+        """Beside ``curated/``, not inside it: a rerun of the curate step replaces ``curated/<stream>/`` whole,
+        and must never take a person's curation with it."""
+        return self.root / MANUAL_CURATION_FOLDER / stream
+
+    def manual_curation_json(self, stream: str) -> Path:
+        return self.manual_curation_folder(stream) / MANUAL_CURATION_JSON
+
+    def manual_curation_history(self, stream: str) -> Path:
+        return self.manual_curation_folder(stream) / MANUAL_CURATION_HISTORY_SUBFOLDER
+
+    def manual_sorting(self, stream: str) -> Path:
+        return self.manual_curation_folder(stream) / MANUAL_SORTING_SUBFOLDER
+
+    def motion_folder(self, stream: str) -> Path:
+        return self.step_output("preprocess", stream) / MOTION_SUBFOLDER
 
     def streams(self) -> list[str]:
         """Streams that dispatch wrote a job for, sorted by name."""
