@@ -128,9 +128,9 @@ def _stream_summaries(session_dir: Path) -> list[dict]:
         streams[name] = {"stream": name, "steps": [], "status": "ok", "reason": None}
     for record in processing.get("data_processes", []):
         name = record.get("stream")
-        if not name:
+        if name not in streams:  # session-level steps (NWB per block and recording) are not streams
             continue
-        entry = streams.setdefault(name, {"stream": name, "steps": [], "status": "ok", "reason": None})
+        entry = streams[name]
         status = record.get("status", "ok")
         entry["steps"].append({"name": record.get("name"), "status": status,
                                "duration_s": record.get("duration_s"),
