@@ -131,7 +131,7 @@ def test_provenance_files_validate_and_extend_the_input(exported):
     assert processing["data_processes"][0] == INPUT_PROCESSING["data_processes"][0]
     ours = [(p["name"], p["stream"]) for p in processing["data_processes"][1:]]
     assert ours == [(step, stream) for stream in STREAMS
-                    for step in ("preprocess", "sort", "postprocess", "curate", "export_phy")] + [("nwb", GROUP)]
+                    for step in ("preprocess", "sort", "postprocess", "curate", "visualize", "export_phy")] + [("nwb", GROUP)]
     assert all(p["status"] == "ok" and p["versions"]["spikeinterface"] for p in processing["data_processes"][1:])
 
     description = read_json(layout.data_description_json)
