@@ -257,6 +257,8 @@ def _default_extensions() -> dict[str, dict[str, Any]]:
         "unit_locations": {"method": "monopolar_triangulation"},
         "spike_locations": {"method": "grid_convolution"},  # drift metrics (bombcell's drift_ptp) need it
         "correlograms": {"window_ms": 50.0, "bin_ms": 1.0},
+        "isi_histograms": {"window_ms": 100.0, "bin_ms": 5.0},
+        "amplitude_scalings": {},
         "template_similarity": {"method": "l1"},
         "principal_components": {"n_components": 5, "mode": "by_channel_local", "whiten": True},
         "quality_metrics": {},
