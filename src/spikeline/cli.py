@@ -260,7 +260,10 @@ load the results in Python (from any folder):
     recording = si.load("{(session_dir / 'preprocessed' / stream).absolute()}")
     sorting   = si.load("{(session_dir / 'curated' / stream).absolute()}")   # default_qc, qc_fail_reasons, metrics
     analyzer  = si.load("{(session_dir / 'postprocessed' / stream).absolute()}")
-    analyzer.get_extension("quality_metrics").get_data()""")
+    analyzer.get_extension("quality_metrics").get_data()
+
+review and curate the units in your browser:  spikeline view {results.absolute()}
+NWB files (validated for DANDI) are in {(session_dir / 'nwb').absolute()}""")
     if not summary.ok:
         sys.exit(1)
 
