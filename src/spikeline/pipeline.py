@@ -3,8 +3,8 @@
 ``run_pipeline`` takes a data folder to a results folder:
 
 1. dispatch     find sessions and streams, write one job per stream    (:mod:`spikeline.steps.dispatch`)
-2. preprocess   phase shift, highpass, bad channels, CMR               (:mod:`spikeline.steps.preprocess`)
-3. sort         Kilosort4 / SpyKING CIRCUS 2 through SpikeInterface    (:mod:`spikeline.steps.sort`)
+2. preprocess   phase shift, filter, bad channels, CMR/destripe, motion (:mod:`spikeline.steps.preprocess`)
+3. sort         Kilosort4 (default) or another sorter, SpikeInterface   (:mod:`spikeline.steps.sort`)
 4. postprocess  SortingAnalyzer with extensions and metrics            (:mod:`spikeline.steps.postprocess`)
 5. curate       deduplicate, flag default_qc, unit types, merges       (:mod:`spikeline.steps.curate`)
 6. visualize    drift map, motion, traces, unit yield (PNG)            (:mod:`spikeline.steps.visualize`)
@@ -12,7 +12,7 @@
 8. nwb          one NWB file per session, block and recording          (:mod:`spikeline.steps.nwb`)
 9. provenance   processing.json and data_description.json              (:mod:`spikeline.provenance`)
 
-Steps 2-6 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
+Steps 2-7 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.
 """
 
@@ -114,7 +114,7 @@ def results_lock(layout: ResultsLayout) -> Iterator[None]:
 
 def run_stream(session: str, stream: str, layout: ResultsLayout, config: PipelineConfig,
                kwargs: dict[str, Any]) -> StreamResult:
-    """Run steps 2-6 for one stream; stops at the first failed or skipping step."""
+    """Run the enabled per-stream steps (2-7) for one stream; stops at the first failed or skipping step."""
     result = StreamResult(session=session, stream=stream, status=STATUS_OK)
     ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
     for step in STEPS:
