@@ -55,8 +55,9 @@ def _overrides(sorter: str | None = None, n_jobs: int | None = None, runmode: st
         flags["runmode"] = runmode
     if nwb_metadata is not None:
         flags["export"] = {"metadata_file": str(Path(nwb_metadata).absolute())}
-    if _dispatch_kwargs(**dispatch):
-        flags["dispatch"] = _dispatch_kwargs(**dispatch)
+    dispatch_flags = _dispatch_kwargs(**dispatch)
+    if dispatch_flags:
+        flags["dispatch"] = dispatch_flags
     return deep_merge(aind_overrides(preprocessing_args, spikesort_args, job_dispatch_args), flags)
 
 

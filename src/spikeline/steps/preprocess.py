@@ -67,9 +67,16 @@ def motion_kwargs(recording, p) -> dict[str, Any]:
     return {"win_step_um": window_um, "win_scale_um": window_um, "bin_s": p.motion_temporal_bin_s}
 
 
+def _motion_facts(motion) -> dict[str, Any]:
+    """What the step record says of an estimated motion."""
+    import numpy as np
+
+    displacement = np.concatenate([d.ravel() for d in motion.displacement])
+    return {"motion_max_displacement_um": round(float(np.abs(displacement).max()), 3)}
+
+
 def _estimate_motion(recording, p, folder: Path, job_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``compute`` mode: estimate and save motion; a failure is recorded, not fatal (the data are still sorted)."""
-    import numpy as np
     import spikeinterface.preprocessing as spre
 
     try:
@@ -79,12 +86,10 @@ def _estimate_motion(recording, p, folder: Path, job_kwargs: dict[str, Any]) -> 
         logger.warning("motion estimation failed (%s); the stream is processed without it", exc)
         remove_path(folder)
         return {"motion_error": f"{type(exc).__name__}: {exc}"}
-    displacement = np.concatenate([d.ravel() for d in motion.displacement])
-    return {"motion_max_displacement_um": round(float(np.abs(displacement).max()), 3)}
+    return _motion_facts(motion)
 
 
 def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, Any]:
-    import numpy as np
     import spikeinterface as si
     import spikeinterface.preprocessing as spre
 
@@ -151,9 +156,11 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     remove_path(motion_folder)
     try:
         if p.motion == "apply":
-            recording, _ = spre.correct_motion(recording, preset=p.motion_preset, folder=motion_folder,
-                                               output_motion=True, estimate_motion_kwargs=motion_kwargs(recording, p),
-                                               **ctx.job_kwargs)
+            recording, motion = spre.correct_motion(recording, preset=p.motion_preset, folder=motion_folder,
+                                                    output_motion=True,
+                                                    estimate_motion_kwargs=motion_kwargs(recording, p),
+                                                    **ctx.job_kwargs)
+            facts.update(_motion_facts(motion))
             applied.append("correct_motion")
         recording.save(folder=output, format="binary", **ctx.job_kwargs)
         if p.motion == "compute":
@@ -163,10 +170,6 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
             shutil.move(str(motion_folder), str(output / MOTION_SUBFOLDER))
     finally:
         remove_path(motion_folder)
-    if (output / MOTION_SUBFOLDER).exists() and "motion_max_displacement_um" not in facts:
-        motion = si.load(output / MOTION_SUBFOLDER / "motion")
-        displacement = np.concatenate([d.ravel() for d in motion.displacement])
-        facts["motion_max_displacement_um"] = round(float(np.abs(displacement).max()), 3)
     return {**facts, "num_channels_out": recording.get_num_channels(), "applied": applied,
             "motion": p.motion, "motion_saved": (output / MOTION_SUBFOLDER).exists()}
 
