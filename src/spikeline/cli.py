@@ -1,4 +1,5 @@
-"""Command line: ``spikeline run | discover | demo | synthesize | evaluate | config | classifier | export | view``."""
+"""Command line: ``spikeline run | status | discover | demo | synthesize | evaluate | config | classifier | export |
+view | slurm-script | slurm-profile`` (and ``step``, what each cluster job runs)."""
 
 from __future__ import annotations
 
@@ -132,11 +133,13 @@ def _print_summary(summary, elapsed_s: float) -> None:
                f"results in {summary.results_dir}")
 
 
-def _run(data_dir: Path, results: Path, config):
+def _run(data_dir: Path, results: Path, config, executor: str = "local", profile_file: Path | None = None):
+    from .cluster import load_profile
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    summary = run_pipeline(data_dir, results, config)
+    profile = load_profile(profile_file) if executor != "local" else None
+    summary = run_pipeline(data_dir, results, config, executor=executor, profile=profile)
     _print_summary(summary, time.perf_counter() - t0)
     return summary
 
@@ -152,16 +155,22 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--results", "results", required=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: every step in this process. slurm: one SLURM job per step per stream (Snakemake).")
+@click.option("--profile", "profile_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="Cluster profile (YAML): partition, account, GPU, per-step resources.")
 @_run_options
 @_dispatch_options
-def run(data_dir: Path, results: Path, config_file: Path | None, **options) -> None:
+def run(data_dir: Path, results: Path, config_file: Path | None, executor: str, profile_file: Path | None,
+        **options) -> None:
     """Sort every stream of every session under DATA_DIR into RESULTS (resumes: only what changed is redone).
 
     DATA_DIR may be one session (results go to RESULTS) or a tree of sessions at any depth (results go to
-    RESULTS/<session>).
+    RESULTS/<session>). With --executor slurm the same steps run as SLURM jobs and this command waits for them
+    (run it on a login node, or as a job itself: see `spikeline slurm-script`).
     """
     try:
-        summary = _run(data_dir, results, _load(config_file, **options))
+        summary = _run(data_dir, results, _load(config_file, **options), executor, profile_file)
     except SpikelineError as exc:
         raise click.ClickException(str(exc)) from None
     if not summary.ok:
@@ -452,6 +461,15 @@ def view(results_dir: Path, host: str, port: int) -> None:
     finally:
         server.httpd.server_close()
 
+
+def _add_cluster_commands() -> None:
+    from .cluster.commands import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_cluster_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

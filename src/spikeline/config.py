@@ -517,13 +517,13 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _format_validation_error(exc: ValidationError) -> str:
+def _format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "<top level>"
         if err["type"] == "extra_forbidden":
-            parent = _model_at(PipelineConfig, loc[:-1])
+            parent = _model_at(root or PipelineConfig, loc[:-1])
             valid = sorted(parent.model_fields) if parent is not None else []
             lines.append(f"unknown key '{key}'. Valid keys here are: {valid}")
         else:

@@ -19,6 +19,8 @@ Results follow the layout users of the AIND ephys pipeline know::
       nwb/<group>/<session>_<group>.nwb  one NWB file per block and recording, all probes (group: block0_recording1)
       provenance/<group>/nwb.json      the NWB step's record (and nwb.log), like a stream's
       data_description.json            subject, session, modality, derived-data name (aind-data-schema spirit)
+      cluster/<YYYYmmdd-HHMMSS>/       one folder per cluster submission, at the top of RESULTS_DIR: plan.json (the
+                                       jobs), config.yaml, profile.yaml, snakemake.log, slurm_logs/, markers/
 
 Stream names contain only letters, digits, ``.``, ``_`` and ``-``.
 """
@@ -58,6 +60,7 @@ MANUAL_APPLY_RECORD_JSON = "spikeline_manual_curation.json"
 SORTER_SUBFOLDER = "sorter"
 MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"
+CLUSTER_FOLDER = "cluster"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXPORT_GROUP = re.compile(r"^(?P<block>block\d+)_.+_(?P<recording>recording\d+)(_group\d+)?$")
@@ -187,6 +190,11 @@ def export_group(stream: str) -> str:
     """
     match = _EXPORT_GROUP.match(stream)
     return f"{match['block']}_{match['recording']}" if match else stream
+
+
+def cluster_dir(results_dir: Path) -> Path:
+    """Where cluster submissions keep their job graph and logs: ``RESULTS_DIR/cluster/`` (top level only)."""
+    return Path(results_dir).absolute() / CLUSTER_FOLDER
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:

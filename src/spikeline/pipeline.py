@@ -12,6 +12,9 @@
 8. nwb          one NWB file per session, block and recording          (:mod:`spikeline.steps.nwb`)
 9. provenance   processing.json and data_description.json              (:mod:`spikeline.provenance`)
 
+With ``executor="slurm"`` steps 2-8 run as one SLURM job per step per stream (:mod:`spikeline.cluster`),
+each job calling :func:`run_step`: the same step code, the same resume rules.
+
 Steps 2-7 run per stream through :func:`spikeline.steps.execute_step`, which reuses any step already done with
 the same parameters and inputs. A stream that fails or is skipped never stops the others.
 """
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .cluster import ClusterProfile, check_snakemake, submit
+from .cluster.submit import plan_summary
 from .config import PipelineConfig, build_config
 from .errors import InputError, SpikelineError, StepFailed
 from .layout import ResultsLayout
@@ -35,7 +40,8 @@ from .provenance import (STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_data_de
                          write_visualization_output)
 from .steps import SESSION_STEPS, STEPS, StepContext, execute_step
 from .steps import dispatch, nwb
-from .steps.base import default_progress_bar
+from .status import session_step_status, stream_status
+from .steps.base import default_progress_bar, step_state
 
 logger = logging.getLogger("spikeline")
 
@@ -169,7 +175,72 @@ def run_session_steps(session: str, layout: ResultsLayout, config: PipelineConfi
     return results
 
 
-def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None) -> RunSummary:
+def group_members(layout: ResultsLayout, group: str, config: PipelineConfig) -> tuple[str, ...]:
+    """Streams of a group (block and recording) whose every enabled per-stream step is done ``ok``."""
+    members = []
+    for stream in layout.streams():
+        if export_group(stream) != group:
+            continue
+        ctx = StepContext(stream=stream, layout=layout, config=config)
+        if all(step_state(step, ctx) == STATUS_OK for step in STEPS if step.enabled(config)):
+            members.append(stream)
+    return tuple(members)
+
+
+def run_step(layout: ResultsLayout, stream: str, step_name: str, config: PipelineConfig) -> dict[str, Any] | None:
+    """Run one step for one stream (or, for a session-level step, one group): what one cluster job does.
+
+    Parameters
+    ----------
+    layout : ResultsLayout
+        The session's results folder (dispatch done).
+    stream : str
+        Stream name, or group name for a session-level step.
+    step_name : str
+        ``preprocess``, ``sort`` ... or ``nwb``.
+    config : PipelineConfig
+        The validated configuration.
+
+    Returns
+    -------
+    dict | None
+        The step record; ``None`` when there was nothing to do (an upstream step was skipped or failed, or no
+        stream of the group finished).
+
+    Raises
+    ------
+    StepFailed
+        When the step raised (its record and log say why).
+    """
+    steps = {step.name: step for step in (*STEPS, *SESSION_STEPS)}
+    if step_name not in steps:
+        raise SpikelineError(f"unknown step '{step_name}'; steps are: {sorted(steps)}")
+    step = steps[step_name]
+    kwargs = job_kwargs(config)
+    if step.scope == "group":
+        members = group_members(layout, stream, config)
+        if not members:
+            logger.warning("[%s] %s: no stream of this group finished; nothing to do", stream, step_name)
+            return None
+        return execute_step(step, StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs,
+                                              members=members))
+    ctx = StepContext(stream=stream, layout=layout, config=config, job_kwargs=kwargs)
+    for upstream in STEPS[:STEPS.index(step)]:
+        if upstream.enabled(config) and step_state(upstream, ctx) != STATUS_OK:
+            logger.warning("[%s] %s: upstream step %s did not finish ok; nothing to do", stream, step_name,
+                           upstream.name)
+            return None
+    return execute_step(step, ctx)
+
+
+def _finish_session(layout: ResultsLayout, config_dump: dict[str, Any], metadata) -> None:
+    write_processing_json(layout, config_dump)
+    write_visualization_output(layout)
+    write_data_description(layout, metadata)
+
+
+def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: PipelineConfig | None = None,
+                 executor: str = "local", profile: ClusterProfile | None = None) -> RunSummary:
     """Process every stream of every session found under ``data_dir`` into ``results_dir``.
 
     Parameters
@@ -181,6 +252,11 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
         folder resumes and redoes only what changed.
     config : PipelineConfig | None
         Validated configuration; ``None`` uses the defaults.
+    executor : {"local", "slurm"}
+        ``local`` runs every step in this process; ``slurm`` submits each step of each stream as its own SLURM
+        job through Snakemake (:mod:`spikeline.cluster`) and waits for them. Both run the same step code.
+    profile : ClusterProfile | None
+        Partition, account, GPU and per-step resources of cluster jobs; ``None`` uses the defaults.
 
     Returns
     -------
@@ -198,6 +274,8 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
     config.spikesorting.resolved_sorter_params()  # an unknown sorter parameter fails here, before any work
     if config.export.nwb.enabled:
         nwb.check_backend(config.export.nwb.backend)  # an unusable NWB backend fails here, before any work
+    if executor != "local":
+        check_snakemake(executor)
     metadata = load_session_metadata(config.export.metadata_file)  # and so does an unreadable metadata file
     kwargs = job_kwargs(config)
     config_dump = config.model_dump(mode="json")
@@ -206,19 +284,42 @@ def run_pipeline(data_dir: str | Path, results_dir: str | Path, config: Pipeline
     results, session_results, problems = [], [], []
     with results_lock(ResultsLayout(results_dir)):
         for plan in plans:
-            layout = layouts[plan.name]
-            dispatch.write_jobs(layout, data_dir, plan)
+            dispatch.write_jobs(layouts[plan.name], data_dir, plan)
+            write_processing_json(layouts[plan.name], config_dump)
             problems.extend(plan.problems)
             logger.info("session %s (%s): %d stream(s) to process, %d problem(s), %d not sorted", plan.name,
                         plan.format, len(plan.jobs), len(plan.problems), len(plan.not_sorted))
-            streams = []
-            for job in plan.jobs:
-                streams.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
-                write_processing_json(layout, config_dump)
-            session_results.extend(run_session_steps(plan.name, layout, config, kwargs, streams))
+        if executor != "local":
+            submission = submit(layouts, config, profile or ClusterProfile(), results_dir, executor=executor)
+            ran = {(job["session"], job["stream"], job["step"]) for job in plan_summary(submission.folder)["jobs"]
+                   .values()}
+        for plan in plans:
+            layout = layouts[plan.name]
+            if executor == "local":
+                streams = []
+                for job in plan.jobs:
+                    streams.append(run_stream(plan.name, job["stream"], layout, config, kwargs))
+                    write_processing_json(layout, config_dump)
+                session_results.extend(run_session_steps(plan.name, layout, config, kwargs, streams))
+            else:
+                streams = [_from_records(plan.name, job["stream"], layout, config, ran) for job in plan.jobs]
+                session_results.extend(_from_records(plan.name, row.stream, layout, config, ran)
+                                       for row in session_step_status(plan.name, layout, config))
             results.extend(streams)
-            write_processing_json(layout, config_dump)
-            write_visualization_output(layout)
-            write_data_description(layout, metadata)
+            _finish_session(layout, config_dump, metadata)
     return RunSummary(results_dir=results_dir, streams=results, problems=problems, session_steps=session_results,
                       session_dirs={name: layout.root for name, layout in layouts.items()})
+
+
+def _from_records(session: str, stream: str, layout: ResultsLayout, config: PipelineConfig,
+                  ran: set[tuple[str, str, str]]) -> StreamResult:
+    """A stream's (or group's) result after a cluster submission, read from its step records."""
+    steps = session_step_status(session, layout, config) if stream not in layout.streams() else None
+    row = next(r for r in steps if r.stream == stream) if steps else stream_status(session, stream, layout, config)
+    state = {"done": STATUS_OK, "skipped": STATUS_SKIPPED}.get(row.state, STATUS_FAILED)
+    result = StreamResult(session=session, stream=stream, status=state, reason=row.reason, log=row.log,
+                          num_units=row.num_units, num_units_passing_qc=row.num_units_passing_qc)
+    for s in row.steps:
+        if s.state in ("done", "skipped", "failed"):
+            (result.steps_run if (session, stream, s.step) in ran else result.steps_reused).append(s.step)
+    return result

@@ -165,6 +165,39 @@ def is_current(record: dict | None, key: str, output: Path) -> bool:
     return record["status"] == STATUS_SKIPPED or output.exists()
 
 
+def _identity(step: Step, ctx: StepContext) -> tuple[dict[str, Any], dict[str, Path], dict[str, str], str]:
+    """Parameters, input paths, input keys and the resulting key of a step (inputs must be done)."""
+    params = step.params(ctx.config)
+    paths = _input_paths(step, ctx)
+    input_keys = _input_keys(step, ctx, paths)
+    return params, paths, input_keys, stable_hash({"step": step.name, "params": params, "inputs": input_keys})
+
+
+def step_state(step: Step, ctx: StepContext) -> str | None:
+    """The status of a step's current record (``ok`` or ``skipped``), or ``None`` when it must (re)run.
+
+    Parameters
+    ----------
+    step : Step
+        The step.
+    ctx : StepContext
+        Stream, results folder and configuration.
+
+    Returns
+    -------
+    str | None
+        ``"ok"`` or ``"skipped"`` when :func:`execute_step` would reuse the record as it is; ``None`` when it would
+        run the step (no record, a failed or interrupted one, other parameters, other inputs, or an upstream step
+        not done).
+    """
+    try:
+        key = _identity(step, ctx)[3]
+    except (RuntimeError, FileNotFoundError):
+        return None
+    record = read_json(ctx.layout.step_record(step.name, ctx.stream))
+    return record["status"] if is_current(record, key, _output_path(step, ctx)) else None
+
+
 class _StepLog:
     """Route log records (ours, SpikeInterface's, the sorter's, and warnings) to the step's log file."""
 
@@ -221,10 +254,7 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     output = _output_path(step, ctx)
     record_path = layout.step_record(step.name, ctx.stream)
     log_path = layout.step_log(step.name, ctx.stream)
-    params = step.params(ctx.config)
-    paths = _input_paths(step, ctx)
-    input_keys = _input_keys(step, ctx, paths)
-    key = stable_hash({"step": step.name, "params": params, "inputs": input_keys})
+    params, paths, input_keys, key = _identity(step, ctx)
 
     previous = read_json(record_path)
     if is_current(previous, key, output):
