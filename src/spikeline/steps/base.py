@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ..config import PipelineConfig
+from ..diskspace import STEP_MIN_BYTES, DiskFull, check_free_space, expected_step_bytes, free_bytes, is_disk_full
 from ..errors import StepFailed
 from ..layout import ResultsLayout, temporary_sibling
 from ..provenance import (
@@ -158,11 +159,33 @@ def _input_keys(step: Step, ctx: StepContext, paths: dict[str, Path]) -> dict[st
     return keys
 
 
+def expected_bytes(step: Step, ctx: StepContext) -> int:
+    """What ``step`` is expected to write for ``ctx``'s stream (or group), from the streams' sizes."""
+    streams = ctx.members if step.scope == "group" else (ctx.stream,)
+    nwb = ctx.config.export.nwb
+    return expected_step_bytes(step.name, [ctx.layout.job_file(s) for s in streams],
+                               write_raw=nwb.write_raw, write_lfp=nwb.write_lfp)
+
+
+def _write_failed_record(record_path: Path, record: dict[str, Any]) -> None:
+    """Write a failure record; on a full disk that may fail too, and the ``running`` record (never trusted)
+    stays."""
+    try:
+        atomic_write_json(record_path, record)
+    except OSError:
+        logger.error("could not write the failure record %s (disk full?)", record_path)
+
+
 def is_current(record: dict | None, key: str, output: Path) -> bool:
     """True when a record says the step is done with this very key (and its output is there if it made one)."""
     if record is None or record.get("status") not in DONE_STATUSES or record.get("key") != key:
         return False
     return record["status"] == STATUS_SKIPPED or output.exists()
+
+
+#: Loggers kept at WARNING while a step logs everything else at DEBUG: numba's compiler wrote 8 MB of DEBUG
+#: records into one postprocess log of a 10 s recording (and spent time making them).
+QUIET_LOGGERS = ("numba",)
 
 
 class _StepLog:
@@ -181,6 +204,10 @@ class _StepLog:
         root.addHandler(self.handler)
         self.root_level = root.level
         root.setLevel(logging.DEBUG)  # the file gets everything; console handlers keep their own levels
+        self.quiet_levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+        for name, level in self.quiet_levels.items():
+            if level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
         # warnings raised during the step are logged (to this file) instead of printed; restored on exit
         self.was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
         logging.captureWarnings(True)
@@ -192,6 +219,8 @@ class _StepLog:
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.root_level)
+        for name, level in self.quiet_levels.items():
+            logging.getLogger(name).setLevel(level)
         self.handler.close()
         return False
 
@@ -246,11 +275,25 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
         "command": command_line(),
         "start_date_time": now_iso(),
     }
-    # Invalidate first: from here until the final record is written, nothing downstream trusts this step.
-    atomic_write_json(record_path, record)
     tmp = temporary_sibling(output)
-    remove_path(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    needed_bytes = expected_bytes(step, ctx)
+    free_at_start_bytes = free_bytes(output.parent)
+    try:
+        check_free_space(output.parent, needed_bytes)  # before any work: refuse what cannot fit
+        # Invalidate first: from here until the final record is written, nothing downstream trusts this step.
+        atomic_write_json(record_path, record)
+        remove_path(tmp)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    except (DiskFull, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        full = exc if isinstance(exc, DiskFull) else DiskFull(output, free_bytes(output.parent), needed_bytes, False)
+        remove_path(tmp)
+        record.update(status=STATUS_FAILED, end_date_time=now_iso(), duration_s=0.0, error=str(full),
+                      needed_bytes=needed_bytes, free_bytes=full.free_bytes)
+        _write_failed_record(record_path, record)
+        logger.error("[%s] %s: %s", ctx.stream, step.name, full)
+        raise StepFailed(step.name, ctx.stream, str(full), log_path) from exc
     logger.info("[%s] %s: running", ctx.stream, step.name)
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
@@ -261,20 +304,28 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     except StreamSkipped as exc:
         outputs, status, reason = exc.outputs, STATUS_SKIPPED, str(exc)
     except BaseException as exc:  # KeyboardInterrupt included: the record must say what happened
-        remove_path(tmp)
+        remove_path(tmp)  # first: on a full disk, this frees the space the records and the log need
+        reason = short_reason(exc)
+        if is_disk_full(exc):
+            needed_bytes = max(needed_bytes, free_at_start_bytes + STEP_MIN_BYTES)
+            reason = str(DiskFull(output, free_bytes(output.parent), needed_bytes, during_step=True))
+            record.update(needed_bytes=needed_bytes, free_bytes=free_bytes(output.parent))
         record.update(
             status=STATUS_FAILED,
             end_date_time=now_iso(),
             duration_s=round(time.perf_counter() - t0, 3),
-            error=f"{type(exc).__name__}: {exc}",
+            error=reason if is_disk_full(exc) else f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(),
         )
-        atomic_write_json(record_path, record)
-        with open(log_path, "a") as f:
-            f.write(record["traceback"])
+        _write_failed_record(record_path, record)
+        try:
+            with open(log_path, "a") as f:
+                f.write(record["traceback"])
+        except OSError:
+            pass
         if not isinstance(exc, Exception):
             raise
-        raise StepFailed(step.name, ctx.stream, short_reason(exc), log_path) from exc
+        raise StepFailed(step.name, ctx.stream, reason, log_path) from exc
 
     if status == STATUS_OK:
         if not tmp.exists():
@@ -293,7 +344,14 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
         cpu_time_s=round(time.process_time() - cpu0, 3),
         peak_rss_gib=peak_rss_gib(),
     )
-    atomic_write_json(record_path, record)
+    try:
+        atomic_write_json(record_path, record)
+    except OSError as exc:  # the output is in place but its record says "running": a rerun redoes the step
+        if not is_disk_full(exc):
+            raise
+        needed_bytes = max(needed_bytes, free_at_start_bytes + STEP_MIN_BYTES)
+        raise StepFailed(step.name, ctx.stream, str(DiskFull(output, free_bytes(output.parent), needed_bytes,
+                                                             during_step=True)), log_path) from exc
     logger.info("[%s] %s: %s in %.1f s", ctx.stream, step.name, status, record["duration_s"])
     return record
 
