@@ -2,10 +2,11 @@
 when a disk fills up during one.
 
 A step's expected size is a multiple of its stream's size as 16-bit samples (channels x samples x 2 bytes, from the
-job that dispatch wrote), taken from the table below; measured here on synthetic NP1.0 streams (16-32 channels,
-10-60 s, Kilosort4): the preprocessed binary is 1.0x, Kilosort4's work folder (its whitened copy ``temp_wh.dat``)
-1.0x, the analyzer 0.05-0.15x, everything else well under 0.05x. The estimate is a floor for the check, not a
-promise: a step that still fills the disk fails with :class:`DiskFull`'s message, and leaves nothing a rerun trusts.
+job that dispatch wrote), taken from the table below. Measured here on a synthetic NP1.0 stream (16 channels, 10 s,
+9.6 MB as int16, Kilosort4): preprocessed binary 9.8 MB (1.0x), sorting with the sorter's folder 1.6 MB (0.16x),
+analyzer 4.8 MB (0.5x, mostly fixed costs: waveforms of up to 500 spikes per unit), curated 0.3 MB, figures
+0.25 MB. The factors are floors, so the check refuses only what surely cannot fit; a step that still fills the disk
+fails with :class:`DiskFull`'s message and leaves nothing a rerun trusts.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from .errors import SpikelineError
 #: Bytes a step writes, as a multiple of its stream's 16-bit size (a group step: of its members' total).
 STEP_SIZE_FACTORS = {
     "preprocess": 1.0,   # the preprocessed binary (int16), plus motion files
-    "sort": 1.0,         # Kilosort4's whitened copy of the traces in its work folder, plus the sorting
-    "postprocess": 0.1,  # waveforms of random spikes, templates, amplitudes, locations, metrics
+    "sort": 0.15,        # the sorting and the sorter's own folder (Kilosort4 keeps no copy of the traces)
+    "postprocess": 0.1,  # (without a sort record to count spikes; else :func:`analyzer_bytes`)
     "curate": 0.01,      # the curated sorting (a copy of the spike trains) and its tables
     "visualize": 0.0,    # a few PNG figures (the minimum below)
     "export_phy": 0.1,   # Phy's arrays (amplitudes, features of sparse channels)
@@ -130,6 +131,40 @@ def expected_step_bytes(step: str, job_files: list[Path], write_raw: bool = Fals
     if step == "nwb":
         factor += (1.0 if write_raw else 0.0) + (0.1 if write_lfp else 0.0)
     return max(int(total * factor), STEP_MIN_BYTES)
+
+
+#: Channels each stored waveform is assumed to span, at most (SpikeInterface pads sparse waveforms to the largest
+#: unit's channel count; 16 is below what a 100 um radius covers on Neuropixels, so the estimate stays a floor).
+WAVEFORM_CHANNELS = 16
+#: Bytes per spike of the per-spike extensions (amplitudes, locations, amplitude scalings, PCA projections).
+PER_SPIKE_BYTES = 64
+
+
+def analyzer_bytes(num_spikes: int, num_units: int, max_spikes_per_unit: int, waveform_ms: float,
+                   sampling_frequency_hz: float, num_channels: int) -> int:
+    """Bytes a SortingAnalyzer is expected to write: the stored waveforms (float32, memory-mapped while they are
+    written) plus the per-spike extensions.
+
+    Parameters
+    ----------
+    num_spikes, num_units : int
+        Of the sorting (from the sort step's record).
+    max_spikes_per_unit : int
+        ``random_spikes``' sample size.
+    waveform_ms : float
+        ``ms_before + ms_after`` of the waveforms extension (0 without it).
+    sampling_frequency_hz : float
+    num_channels : int
+        Of the recording (at most :data:`WAVEFORM_CHANNELS` are counted per waveform).
+
+    Returns
+    -------
+    int
+    """
+    sampled = min(num_spikes, num_units * max_spikes_per_unit)
+    samples = int(waveform_ms * sampling_frequency_hz / 1000)
+    waveforms = sampled * samples * min(num_channels, WAVEFORM_CHANNELS) * 4
+    return int(waveforms + num_spikes * PER_SPIKE_BYTES)
 
 
 def check_free_space(path: Path, needed_bytes: int) -> None:

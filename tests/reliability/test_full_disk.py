@@ -4,7 +4,10 @@ rerun trusts, and completes once space is freed.
 The results folder is a tmpfs of a few MiB mounted by the test (tests run as root here; skipped otherwise). Two
 cases: a step that fills the disk while it writes (a step written for the test, so the moment is exact), and the
 real pipeline (``spikeline run``, Kilosort4) resuming the reference session after its sort step on a tmpfs with
-2 MiB left, so that postprocessing fills the disk while it writes.
+2 MiB left: the analyzer's expected size (from the spikes the sort found) does not fit, and the step is refused
+before it starts. A memory-mapped write on a full disk (the analyzer's waveforms are written that way) kills the
+process with SIGBUS instead of raising an error: the last test shows that the crash is recorded in the step's log
+and explained by the next run.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def _copy_done_steps(reference: Path, results: Path, stream: str, steps: tuple[s
 
 
 def test_pipeline_on_a_full_disk_fails_clearly_and_completes_after_space_is_freed(reference, tmp_path):
-    """The results disk fills up during postprocessing (its analyzer is several MiB; 2 MiB are left)."""
+    """Resuming after sort with 2 MiB left: the analyzer (4 MiB of waveforms) is refused before it starts."""
     staging = tmp_path / "staging"  # a run that finished preprocessing and sorting (the expensive part)
     _copy_done_steps(reference.results, staging, reference.stream, ("preprocess", "sort"))
     size_bytes = _tree_bytes(staging) + 2 * MIB
@@ -112,12 +115,13 @@ def test_pipeline_on_a_full_disk_fails_clearly_and_completes_after_space_is_free
         code, output = run(reference.data_dir, results, reference.config)
         assert code != 0, output
         assert "no space left on the results disk" in output and f"mounted at {disk}" in output, output
-        assert "postprocess" in output and "MiB free" in output and "needs" in output, output
+        assert "postprocess" in output and "MiB free" in output and "needs about" in output, output
         layout = ResultsLayout(results)
         for step in ("preprocess", "sort"):
             assert read_json(step_record_path(results, step, reference.stream))["status"] == STATUS_OK
         failed = read_json(step_record_path(results, "postprocess", reference.stream))
         assert failed["status"] == STATUS_FAILED and "mounted at" in failed["error"], failed
+        assert failed["needed_bytes"] > failed["free_bytes"]
         assert not layout.step_output("postprocess", reference.stream).exists()
         assert not (results / "curated").exists() and not (results / "nwb").exists()
         assert not leftovers(results)
@@ -130,3 +134,48 @@ def test_pipeline_on_a_full_disk_fails_clearly_and_completes_after_space_is_free
             record = read_json(step_record_path(results, step, reference.stream))
             assert record == read_json(step_record_path(reference.results, step, reference.stream))
         assert not leftovers(results)
+
+
+CRASHING_STEP = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from spikeline.config import build_config
+from spikeline.layout import ResultsLayout
+from spikeline.steps.base import Step, StepContext, execute_step
+
+def run(ctx, inputs, output):
+    output.mkdir(parents=True)
+    waveforms = np.lib.format.open_memmap(output / "waveforms.npy", mode="w+", dtype="float32", shape=(4 << 20,))
+    waveforms[:] = 1.0  # the pages cannot be backed on the full disk: SIGBUS, not an OSError
+    return {}
+
+layout = ResultsLayout(Path(sys.argv[1]))
+ctx = StepContext(stream=sys.argv[2], layout=layout, config=build_config({"job": {"progress_bar": False}}))
+execute_step(Step(name="preprocess", inputs=("job",), params=lambda config: {}, run=run), ctx)
+"""
+
+
+def test_a_memory_mapped_write_on_a_full_disk_is_diagnosed_on_the_rerun(tmp_path, caplog):
+    """A bus error kills the process (nothing Python can catch); its traceback lands in the step's log, and the
+    next run says what happened and how much space the disk has, then runs the step again."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING_STEP)
+    with tmpfs(tmp_path / "disk", 4 * MIB) as disk:
+        ctx = _context(disk / "results", duration_s=0.1)
+        done = subprocess.run([sys.executable, str(script), str(ctx.layout.root), STREAM], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode < 0 or done.returncode > 128, done  # killed by a signal (SIGBUS)
+        assert read_json(ctx.layout.step_record("preprocess", STREAM))["status"] == "running"  # never trusted
+        assert "Bus error" in ctx.layout.step_log("preprocess", STREAM).read_text(errors="replace")
+
+        calls = []
+        with caplog.at_level("WARNING", logger="spikeline"):
+            record = execute_step(_fake_step(MIB, calls), ctx)
+        assert record["status"] == STATUS_OK and calls
+        warning = " ".join(r.getMessage() for r in caplog.records)
+        assert "crashed with a bus error" in warning and f"({disk})" in warning and "free now" in warning
+        assert not leftovers(disk)

@@ -15,6 +15,7 @@ then the group's name and ``ctx.members`` its streams); its inputs are each memb
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import re
 import sys
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ..config import PipelineConfig
-from ..diskspace import STEP_MIN_BYTES, DiskFull, check_free_space, expected_step_bytes, free_bytes, is_disk_full
+from ..diskspace import (STEP_MIN_BYTES, DiskFull, analyzer_bytes, check_free_space, expected_step_bytes, free_bytes,
+                         human_bytes, is_disk_full, mount_point)
 from ..errors import StepFailed
 from ..layout import ResultsLayout, temporary_sibling
 from ..provenance import (
@@ -160,11 +162,53 @@ def _input_keys(step: Step, ctx: StepContext, paths: dict[str, Path]) -> dict[st
 
 
 def expected_bytes(step: Step, ctx: StepContext) -> int:
-    """What ``step`` is expected to write for ``ctx``'s stream (or group), from the streams' sizes."""
+    """What ``step`` is expected to write for ``ctx``'s stream (or group): from the streams' sizes, and for the
+    analyzer from the number of spikes the sort step found (its waveforms are written through memory maps, where a
+    full disk kills the process with SIGBUS instead of raising an error, so this estimate matters most)."""
     streams = ctx.members if step.scope == "group" else (ctx.stream,)
     nwb = ctx.config.export.nwb
-    return expected_step_bytes(step.name, [ctx.layout.job_file(s) for s in streams],
-                               write_raw=nwb.write_raw, write_lfp=nwb.write_lfp)
+    estimate = expected_step_bytes(step.name, [ctx.layout.job_file(s) for s in streams],
+                                   write_raw=nwb.write_raw, write_lfp=nwb.write_lfp)
+    if step.name != "postprocess":
+        return estimate
+    sort = read_json(ctx.layout.step_record("sort", ctx.stream)) or {}
+    job = read_json(ctx.layout.job_file(ctx.stream)) or {}
+    extensions = ctx.config.postprocessing.extensions
+    try:
+        waveforms = extensions.get("waveforms")
+        return max(estimate, analyzer_bytes(
+            int(sort["outputs"]["num_spikes"]), int(sort["outputs"]["num_units"]),
+            int(extensions.get("random_spikes", {}).get("max_spikes_per_unit", 500)),
+            float(waveforms.get("ms_before", 1.0)) + float(waveforms.get("ms_after", 2.0)) if waveforms is not None
+            else 0.0, float(job["sampling_frequency_hz"]), int(job["num_channels"])))
+    except (KeyError, TypeError, ValueError):
+        return estimate
+
+
+def _previous_run_died(step: Step, ctx: StepContext, previous: dict | None, log_path: Path) -> None:
+    """Say so when the last attempt of this step never finished (its record still says ``running``).
+
+    The results lock guarantees no other run is writing, so that attempt was killed, or crashed in a way Python
+    cannot catch: a bus error when a memory-mapped file could not grow on a full disk is the usual one (its
+    traceback is at the end of the step's log: faulthandler writes it there).
+    """
+    if previous is None or previous.get("status") != STATUS_RUNNING:
+        return
+    try:
+        tail = log_path.read_text(errors="replace")[-20000:]
+    except OSError:
+        tail = ""
+    output = _output_path(step, ctx)
+    free = human_bytes(free_bytes(output.parent))
+    where = f"the results disk ({mount_point(output.parent)}) has {free} free now"
+    if "Bus error" in tail:
+        logger.warning("[%s] %s: the previous attempt (started %s) crashed with a bus error: a memory-mapped file "
+                       "could not grow, which means the disk filled up; %s. Running it again.", ctx.stream,
+                       step.name, previous.get("start_date_time"), where)
+    else:
+        logger.warning("[%s] %s: the previous attempt (started %s) never finished: it was killed or crashed "
+                       "(a full disk can end a process with a bus error); %s. Running it again.", ctx.stream,
+                       step.name, previous.get("start_date_time"), where)
 
 
 def _write_failed_record(record_path: Path, record: dict[str, Any]) -> None:
@@ -208,6 +252,9 @@ class _StepLog:
         for name, level in self.quiet_levels.items():
             if level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
+        # a crash Python cannot catch (a bus error on a full disk, a segfault) leaves its traceback in this log
+        self.faulthandler_was_enabled = faulthandler.is_enabled()
+        faulthandler.enable(file=self.handler.stream, all_threads=True)
         # warnings raised during the step are logged (to this file) instead of printed; restored on exit
         self.was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
         logging.captureWarnings(True)
@@ -216,6 +263,9 @@ class _StepLog:
     def __exit__(self, *exc):
         if not self.was_capturing:
             logging.captureWarnings(False)
+        faulthandler.disable()
+        if self.faulthandler_was_enabled:
+            faulthandler.enable(all_threads=True)
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.root_level)
@@ -259,6 +309,8 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     if is_current(previous, key, output):
         logger.info("[%s] %s: up to date (%s), reusing", ctx.stream, step.name, previous["status"])
         return {**previous, "reused": True}
+    remove_path(temporary_sibling(output))  # what a dead attempt left: never trusted, and it holds disk space
+    _previous_run_died(step, ctx, previous, log_path)
 
     record: dict[str, Any] = {
         "name": step.name,
