@@ -3,8 +3,9 @@
 Builds (or reuses) the synthetic results tree of ``webapp_speed.py`` (no sorter), serves it with ``spikeline view``
 in its own process, and runs :func:`spikeline.web.load.run_load` against it: each client is a thread with its own
 keep-alive connection, requesting unit views of random units (85 %), cross-correlograms of two random units (10 %)
-and the unit table (5 %). Every answer must be HTTP 200 with JSON; anything else is an error. After the load, the
-server must still answer.
+and the unit table (5 %). Every answer must be HTTP 200 with JSON; anything else is an error. Two rounds on the
+same server: the first starts cold (each unit's first visit loads its waveforms and correlograms), the second finds
+the units cached. After the load, the server must still answer.
 
 Usage::
 
@@ -20,7 +21,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=60.0, help="Length of the synthetic recording.")
     parser.add_argument("--num-clients", type=int, default=50)
     parser.add_argument("--load-duration-s", type=float, default=60.0, help="How long the clients run.")
+    parser.add_argument("--rounds", type=int, choices=(1, 2), default=2,
+                        help="1: a fresh server only; 2: then again once every unit is cached (default).")
     parser.add_argument("--output", type=Path, default=Path("webapp_load.json"))
     args = parser.parse_args()
 
@@ -54,10 +56,11 @@ def main() -> None:
         server.stdout.readline()  # "open URL": it listens
         with urllib.request.urlopen(f"{base}/api/stream?session=.&stream={STREAM}", timeout=300) as response:
             unit_ids = [str(u) for u in json.loads(response.read())["unit_ids"]]
-        t0 = time.perf_counter()
-        result = run_load("127.0.0.1", port, ".", STREAM, unit_ids, num_clients=args.num_clients,
-                          duration_s=args.load_duration_s)
-        load_s = time.perf_counter() - t0
+        rounds = {}
+        for name in ("cold_server", "warm_server")[:args.rounds]:  # the second round finds every unit cached
+            rounds[name] = run_load("127.0.0.1", port, ".", STREAM, unit_ids, num_clients=args.num_clients,
+                                    duration_s=args.load_duration_s, seed=len(rounds)).summary()
+            rounds[name]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         with urllib.request.urlopen(f"{base}/api/dashboard", timeout=30) as response:
             alive = response.status == 200
         alive = alive and server.poll() is None
@@ -65,24 +68,23 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    summary = result.summary()
-    record = {"num_units": args.num_units, "num_channels": args.num_channels, "load_wall_s": round(load_s, 1),
-              "server_alive_after": alive,
+    record = {"num_units": args.num_units, "num_channels": args.num_channels, "server_alive_after": alive,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor(),
-                          "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-              **summary}
-    print(f"{args.num_clients} clients x {summary['duration_s']} s on {args.num_units} units: "
-          f"{summary['num_requests']} requests ({summary['requests_per_s']}/s), {summary['num_errors']} errors, "
-          f"server alive after: {alive}")
-    print(f"{'request':<8} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for kind in ("all", "unit", "ccg", "units"):
-        row = summary.get(kind) or {}
-        if row.get("num_requests"):
-            print(f"{kind:<8} {row['num_requests']:>7} {row['p50_ms']:>8} {row['p95_ms']:>8} {row['max_ms']:>8}")
+                          "processor": platform.processor()},
+              **rounds}
+    for name, summary in rounds.items():
+        print(f"{name}: {args.num_clients} clients x {summary['duration_s']} s on {args.num_units} units: "
+              f"{summary['num_requests']} requests ({summary['requests_per_s']}/s), {summary['num_errors']} errors; "
+              f"load average {summary['load_average_at_end']}")
+        print(f"  {'request':<8} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        for kind in ("all", "unit", "ccg", "units"):
+            row = summary.get(kind) or {}
+            if row.get("num_requests"):
+                print(f"  {kind:<8} {row['num_requests']:>7} {row['p50_ms']:>8} {row['p95_ms']:>8} {row['max_ms']:>8}")
+    print(f"server alive after: {alive}")
     args.output.write_text(json.dumps(record, indent=2))
     print(f"written {args.output}")
-    if summary["num_errors"] or not alive:
+    if any(summary["num_errors"] for summary in rounds.values()) or not alive:
         sys.exit(1)
 
 

@@ -55,6 +55,12 @@ def test_split_history_and_apply_with_nwb(server, results):
     (entry,) = state["curation"]["splits"]
     first_part = len(entry["indices"][0])
     assert 0 < first_part < counts[str(split)]
+    bad = {**state["curation"], "splits": [{**entry, "indices": [[counts[str(split)] + 5]]}]}
+    status, body = request(server, "/api/curation", q(), body=bad)
+    assert status == 400 and "spike indices must be in" in body["error"]
+    bad = {**state["curation"], "splits": [entry, entry]}
+    status, body = request(server, "/api/curation", q(), body=bad)
+    assert status == 400 and "split twice" in body["error"]
     history = state["history"]
     assert [h["curator"] for h in history] == ["Ada Tester"] * 2 and all(h["saved_at"] for h in history)
     assert history[0]["change"] == "merge, remove, label" and history[1]["change"].startswith(f"split unit {split}")

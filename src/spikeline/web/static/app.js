@@ -108,7 +108,7 @@ function toggleRemoved(params, unit) {
   return saveCuration(params, doc => {
     const id = plainId(doc, unit);
     if (doc.removed.map(String).includes(String(unit))) doc.removed = doc.removed.filter(u => String(u) !== String(unit));
-    else { doc.removed.push(id); doc.merges = doc.merges.map(m => ({...m, unit_ids: m.unit_ids.filter(u => String(u) !== String(unit))})).filter(m => m.unit_ids.length > 1); }
+    else { doc.removed.push(id); doc.merges = doc.merges.map(m => ({...m, unit_ids: m.unit_ids.filter(u => String(u) !== String(unit))})).filter(m => m.unit_ids.length > 1); doc.splits = (doc.splits || []).filter(s => String(s.unit_id) !== String(unit)); }
   }, `unit ${unit}: remove/restore`);
 }
 function mergeUnits(params, units) {
@@ -120,6 +120,7 @@ function mergeUnits(params, units) {
     doc.merges = doc.merges.filter(m => !groups.includes(m));
     doc.merges.push({unit_ids: [...all].map(t => plainId(doc, t)), new_unit_id: null});
     doc.removed = doc.removed.filter(u => !all.has(String(u)));
+    doc.splits = (doc.splits || []).filter(s => !all.has(String(s.unit_id)));
   }, `merge units ${units.join(", ")}`);
 }
 function unmerge(params, unit) {
