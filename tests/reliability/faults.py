@@ -1,5 +1,7 @@
-"""Helpers of the fault tests: run, kill and compare real ``spikeline run`` processes, and a small tmpfs for the
-full-disk tests. The reference run they are compared with is a fixture (``conftest.py``).
+"""Helpers of the fault tests: the reference run (a fixture: import it), run, kill and compare real ``spikeline run``
+processes, and a small tmpfs for the full-disk tests.
+
+(Not a ``conftest.py``: a second one would shadow ``tests/conftest.py`` for modules that import from it.)
 
 The reference is a tiny SpikeGLX session (16 channels, 10 s, 4 units) sorted by Kilosort4 on CPU, which is
 deterministic here (SpyKING CIRCUS 2 is not); motion is off, and every step the faults aim at is on: Phy export and
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +126,34 @@ def leftovers(results: Path) -> list[Path]:
     """Temporary folders and files a step or a record write leaves when it is interrupted."""
     return [p for p in results.rglob(".*") if p.name.endswith((".tmp", ".sorter", ".motion", ".writing"))
             or ".old-" in p.name]
+
+
+#: Where the reference run is kept for the test session (``reference`` is imported by several test modules, each
+#: of which gets its own fixture definition; the run happens once).
+_REFERENCE = pytest.StashKey[Reference]()
+
+
+@pytest.fixture(scope="session")
+def reference(request, tmp_path_factory) -> Reference:
+    """One uninterrupted run of the fault tests' session and configuration (once per test session)."""
+    if _REFERENCE not in request.config.stash:
+        request.config.stash[_REFERENCE] = _reference_run(tmp_path_factory)
+    return request.config.stash[_REFERENCE]
+
+
+def _reference_run(tmp_path_factory) -> Reference:
+    root = tmp_path_factory.mktemp("reliability_reference")
+    session = make_spikeglx_session(root / "data", num_channels=16, duration_s=10.0, num_units=4, seed=5)
+    config = root / "config.yaml"
+    config.write_text(CONFIG)
+    results = root / "reference"
+    t0 = time.perf_counter()
+    code, output = run(session.data_dir, results, config)
+    assert code == 0, output
+    duration_s = time.perf_counter() - t0
+    (stream,) = ResultsLayout(results).streams()
+    durations = {step: read_json(step_record_path(results, step, stream))["duration_s"] for step in STEPS}
+    return Reference(session.data_dir, config, results, stream, duration_s, durations, outcome(results))
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faults import leftovers, outcome, resize_tmpfs, run, step_record_path, tmpfs
+from faults import leftovers, outcome, reference, resize_tmpfs, run, step_record_path, tmpfs  # noqa: F401
 
 from spikeline.config import build_config
 from spikeline.diskspace import STEP_MIN_BYTES, expected_step_bytes, human_bytes

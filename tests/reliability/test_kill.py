@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults import STEPS, finish, kill, leftovers, outcome, run, start_run, step_record_path
+from faults import STEPS, finish, kill, leftovers, outcome, reference, run, start_run, step_record_path  # noqa: F401
 
 from spikeline.provenance import STATUS_OK, STATUS_RUNNING, read_json
 
