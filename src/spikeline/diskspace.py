@@ -63,12 +63,12 @@ class DiskFull(SpikelineError):
         else:
             how = "not enough free space to start the step"
             need = f"the step needs about {human_bytes(self.needed_bytes)}"
+        missing = human_bytes(max(self.needed_bytes - self.free_bytes, 1 << 20))
         super().__init__(
             f"no space left on the results disk: {how}. {self.path} is on the filesystem mounted at "
             f"{self.mount_point}, which has {human_bytes(self.free_bytes)} free; {need} (estimated from the "
-            f"recording's size). Free at least {human_bytes(max(self.needed_bytes - self.free_bytes, 1 << 20))} "
-            f"on {self.mount_point}, or choose a --results folder on a larger disk, then run again: finished steps "
-            "are reused and nothing of this step was kept."
+            f"stream's size and spikes). Free at least {missing} on {self.mount_point}, or choose a --results folder "
+            "on a larger disk, then run again: finished steps are reused and nothing of this step was kept."
         )
 
 
