@@ -15,6 +15,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 
 from spikeline.layout import ResultsLayout  # noqa: E402
 from spikeline.web import ViewerServer  # noqa: E402
+from spikeline.web.curation import default_curator  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("SPIKELINE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -113,11 +114,21 @@ def test_review_relabel_compare_export_apply(served, page, tmp_path):
     labels = {str(m.unit_id): m.labels for m in curation.manual_labels}
     assert labels[first]["quality"] == ["SUA"] and [str(u) for u in curation.removed] == [second]
 
-    # apply: the manually curated sorting loads and reflects the changes
+    # split the first unit at 5 s; the curation bar names the curator and the last change
+    page.fill(f".label-controls[data-unit='{first}'] input[data-split-at]", "5")
+    page.locator(f".label-controls[data-unit='{first}'] button[data-split]").click()
+    page.wait_for_selector(f".label-controls[data-unit='{first}'] button[data-unsplit]")
+    assert page.locator("#curator").inner_text() == default_curator()
+    assert f"split unit {first} at 5 s" in page.locator("#curation-bar").inner_text()
+
+    # apply: the manually curated sorting (and its NWB file) loads and reflects the changes
     page.locator("#apply").click()
     page.wait_for_function("document.getElementById('status').textContent.startsWith('applied')")
+    assert "NWB nwb/" in page.locator("#applied").inner_text()
     applied = si.load(ResultsLayout(results).manual_sorting(STREAM))
     applied_ids = [str(u) for u in applied.unit_ids]
-    assert second not in applied_ids and len(applied_ids) == len(unit_ids) - 1
-    assert applied.get_property("quality")[applied_ids.index(first)] == "SUA"
+    # second removed; first split in two new units, which keep its manual label
+    assert second not in applied_ids and first not in applied_ids and len(applied_ids) == len(unit_ids)
+    new_ids = [u for u in applied_ids if u not in unit_ids]
+    assert len(new_ids) == 2 and all(applied.get_property("quality")[applied_ids.index(u)] == "SUA" for u in new_ids)
     assert page.errors == []

@@ -442,12 +442,14 @@ def classifier_train(results: tuple[Path, ...], output: Path, label_property: st
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind. Anything but loopback requires the access token printed in the URL.")
 @click.option("--port", default=8765, show_default=True, help="TCP port (0: any free port).")
-def view(results_dir: Path, host: str, port: int) -> None:
+@click.option("--curator", default=None, help="Name recorded with each curation change and apply (default: your "
+              "user name).")
+def view(results_dir: Path, host: str, port: int, curator: str | None) -> None:
     """Serve a local web app to review, compare and curate the units under RESULTS_DIR (Ctrl-C stops it)."""
     from .web import ViewerServer
 
     try:
-        server = ViewerServer(results_dir, host=host, port=port)
+        server = ViewerServer(results_dir, host=host, port=port, curator=curator)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     click.echo(f"spikeline view: serving {Path(results_dir).resolve()}")

@@ -12,6 +12,7 @@ Results follow the layout users of the AIND ephys pipeline know::
       curated_manual/<stream>/manual_curation.json     manual curation from ``spikeline view`` (curation format v2)
       curated_manual/<stream>/manual_curation_history/ every saved manual curation, numbered (undo goes back one)
       curated_manual/<stream>/manual/                  the manually curated sorting ("apply" in ``spikeline view``)
+      curated_manual/<stream>/manual/nwb/<session>_<stream>_manual.nwb   its units in NWB (when the run wrote NWB)
       provenance/<stream>/<step>.json  step record, written last and atomically (what resume trusts)
       provenance/<stream>/<step>.log   the step's full log
       provenance/dispatch.json         what dispatch found, and what it could not use and why
@@ -57,6 +58,7 @@ MANUAL_CURATION_JSON = "manual_curation.json"
 MANUAL_CURATION_HISTORY_SUBFOLDER = "manual_curation_history"
 MANUAL_SORTING_SUBFOLDER = "manual"
 MANUAL_APPLY_RECORD_JSON = "spikeline_manual_curation.json"
+MANUAL_NWB_SUBFOLDER = "nwb"
 SORTER_SUBFOLDER = "sorter"
 MOTION_SUBFOLDER = "motion"
 LOCK_FILE = ".spikeline.lock"

@@ -15,6 +15,7 @@ then the group's name and ``ctx.members`` its streams); its inputs are each memb
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import re
 import sys
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ..config import PipelineConfig
+from ..diskspace import (STEP_MIN_BYTES, DiskFull, analyzer_bytes, check_free_space, expected_step_bytes, free_bytes,
+                         human_bytes, is_disk_full, mount_point)
 from ..errors import StepFailed
 from ..layout import ResultsLayout, temporary_sibling
 from ..provenance import (
@@ -158,6 +161,65 @@ def _input_keys(step: Step, ctx: StepContext, paths: dict[str, Path]) -> dict[st
     return keys
 
 
+def expected_bytes(step: Step, ctx: StepContext) -> int:
+    """What ``step`` is expected to write for ``ctx``'s stream (or group): from the streams' sizes, and for the
+    analyzer from the number of spikes the sort step found (its waveforms are written through memory maps, where a
+    full disk kills the process with SIGBUS instead of raising an error, so this estimate matters most)."""
+    streams = ctx.members if step.scope == "group" else (ctx.stream,)
+    nwb = ctx.config.export.nwb
+    estimate = expected_step_bytes(step.name, [ctx.layout.job_file(s) for s in streams],
+                                   write_raw=nwb.write_raw, write_lfp=nwb.write_lfp)
+    if step.name != "postprocess":
+        return estimate
+    sort = read_json(ctx.layout.step_record("sort", ctx.stream)) or {}
+    job = read_json(ctx.layout.job_file(ctx.stream)) or {}
+    extensions = ctx.config.postprocessing.extensions
+    try:
+        waveforms = extensions.get("waveforms")
+        return max(estimate, analyzer_bytes(
+            int(sort["outputs"]["num_spikes"]), int(sort["outputs"]["num_units"]),
+            int(extensions.get("random_spikes", {}).get("max_spikes_per_unit", 500)),
+            float(waveforms.get("ms_before", 1.0)) + float(waveforms.get("ms_after", 2.0)) if waveforms is not None
+            else 0.0, float(job["sampling_frequency_hz"]), int(job["num_channels"])))
+    except (KeyError, TypeError, ValueError):
+        return estimate
+
+
+def _previous_run_died(step: Step, ctx: StepContext, previous: dict | None, log_path: Path) -> None:
+    """Say so when the last attempt of this step never finished (its record still says ``running``).
+
+    The results lock guarantees no other run is writing, so that attempt was killed, or crashed in a way Python
+    cannot catch: a bus error when a memory-mapped file could not grow on a full disk is the usual one (its
+    traceback is at the end of the step's log: faulthandler writes it there).
+    """
+    if previous is None or previous.get("status") != STATUS_RUNNING:
+        return
+    try:
+        tail = log_path.read_text(errors="replace")[-20000:]
+    except OSError:
+        tail = ""
+    output = _output_path(step, ctx)
+    free = human_bytes(free_bytes(output.parent))
+    where = f"the results disk ({mount_point(output.parent)}) has {free} free now"
+    if "Bus error" in tail:
+        logger.warning("[%s] %s: the previous attempt (started %s) crashed with a bus error: a memory-mapped file "
+                       "could not grow, which means the disk filled up; %s. Running it again.", ctx.stream,
+                       step.name, previous.get("start_date_time"), where)
+    else:
+        logger.warning("[%s] %s: the previous attempt (started %s) never finished: it was killed or crashed "
+                       "(a full disk can end a process with a bus error); %s. Running it again.", ctx.stream,
+                       step.name, previous.get("start_date_time"), where)
+
+
+def _write_failed_record(record_path: Path, record: dict[str, Any]) -> None:
+    """Write a failure record; on a full disk that may fail too, and the ``running`` record (never trusted)
+    stays."""
+    try:
+        atomic_write_json(record_path, record)
+    except OSError:
+        logger.error("could not write the failure record %s (disk full?)", record_path)
+
+
 def is_current(record: dict | None, key: str, output: Path) -> bool:
     """True when a record says the step is done with this very key (and its output is there if it made one)."""
     if record is None or record.get("status") not in DONE_STATUSES or record.get("key") != key:
@@ -198,6 +260,11 @@ def step_state(step: Step, ctx: StepContext) -> str | None:
     return record["status"] if is_current(record, key, _output_path(step, ctx)) else None
 
 
+#: Loggers kept at WARNING while a step logs everything else at DEBUG: numba's compiler wrote 8 MB of DEBUG
+#: records into one postprocess log of a 10 s recording (and spent time making them).
+QUIET_LOGGERS = ("numba",)
+
+
 class _StepLog:
     """Route log records (ours, SpikeInterface's, the sorter's, and warnings) to the step's log file."""
 
@@ -214,6 +281,13 @@ class _StepLog:
         root.addHandler(self.handler)
         self.root_level = root.level
         root.setLevel(logging.DEBUG)  # the file gets everything; console handlers keep their own levels
+        self.quiet_levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+        for name, level in self.quiet_levels.items():
+            if level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
+        # a crash Python cannot catch (a bus error on a full disk, a segfault) leaves its traceback in this log
+        self.faulthandler_was_enabled = faulthandler.is_enabled()
+        faulthandler.enable(file=self.handler.stream, all_threads=True)
         # warnings raised during the step are logged (to this file) instead of printed; restored on exit
         self.was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
         logging.captureWarnings(True)
@@ -222,9 +296,14 @@ class _StepLog:
     def __exit__(self, *exc):
         if not self.was_capturing:
             logging.captureWarnings(False)
+        faulthandler.disable()
+        if self.faulthandler_was_enabled:
+            faulthandler.enable(all_threads=True)
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.root_level)
+        for name, level in self.quiet_levels.items():
+            logging.getLogger(name).setLevel(level)
         self.handler.close()
         return False
 
@@ -260,6 +339,8 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     if is_current(previous, key, output):
         logger.info("[%s] %s: up to date (%s), reusing", ctx.stream, step.name, previous["status"])
         return {**previous, "reused": True}
+    remove_path(temporary_sibling(output))  # what a dead attempt left: never trusted, and it holds disk space
+    _previous_run_died(step, ctx, previous, log_path)
 
     record: dict[str, Any] = {
         "name": step.name,
@@ -276,11 +357,25 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
         "command": command_line(),
         "start_date_time": now_iso(),
     }
-    # Invalidate first: from here until the final record is written, nothing downstream trusts this step.
-    atomic_write_json(record_path, record)
     tmp = temporary_sibling(output)
-    remove_path(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    needed_bytes = expected_bytes(step, ctx)
+    free_at_start_bytes = free_bytes(output.parent)
+    try:
+        check_free_space(output.parent, needed_bytes)  # before any work: refuse what cannot fit
+        # Invalidate first: from here until the final record is written, nothing downstream trusts this step.
+        atomic_write_json(record_path, record)
+        remove_path(tmp)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    except (DiskFull, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        full = exc if isinstance(exc, DiskFull) else DiskFull(output, free_bytes(output.parent), needed_bytes, False)
+        remove_path(tmp)
+        record.update(status=STATUS_FAILED, end_date_time=now_iso(), duration_s=0.0, error=str(full),
+                      needed_bytes=needed_bytes, free_bytes=full.free_bytes)
+        _write_failed_record(record_path, record)
+        logger.error("[%s] %s: %s", ctx.stream, step.name, full)
+        raise StepFailed(step.name, ctx.stream, str(full), log_path) from exc
     logger.info("[%s] %s: running", ctx.stream, step.name)
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
@@ -291,20 +386,28 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
     except StreamSkipped as exc:
         outputs, status, reason = exc.outputs, STATUS_SKIPPED, str(exc)
     except BaseException as exc:  # KeyboardInterrupt included: the record must say what happened
-        remove_path(tmp)
+        remove_path(tmp)  # first: on a full disk, this frees the space the records and the log need
+        reason = short_reason(exc)
+        if is_disk_full(exc):
+            needed_bytes = max(needed_bytes, free_at_start_bytes + STEP_MIN_BYTES)
+            reason = str(DiskFull(output, free_bytes(output.parent), needed_bytes, during_step=True))
+            record.update(needed_bytes=needed_bytes, free_bytes=free_bytes(output.parent))
         record.update(
             status=STATUS_FAILED,
             end_date_time=now_iso(),
             duration_s=round(time.perf_counter() - t0, 3),
-            error=f"{type(exc).__name__}: {exc}",
+            error=reason if is_disk_full(exc) else f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(),
         )
-        atomic_write_json(record_path, record)
-        with open(log_path, "a") as f:
-            f.write(record["traceback"])
+        _write_failed_record(record_path, record)
+        try:
+            with open(log_path, "a") as f:
+                f.write(record["traceback"])
+        except OSError:
+            pass
         if not isinstance(exc, Exception):
             raise
-        raise StepFailed(step.name, ctx.stream, short_reason(exc), log_path) from exc
+        raise StepFailed(step.name, ctx.stream, reason, log_path) from exc
 
     if status == STATUS_OK:
         if not tmp.exists():
@@ -323,7 +426,14 @@ def execute_step(step: Step, ctx: StepContext) -> dict[str, Any]:
         cpu_time_s=round(time.process_time() - cpu0, 3),
         peak_rss_gib=peak_rss_gib(),
     )
-    atomic_write_json(record_path, record)
+    try:
+        atomic_write_json(record_path, record)
+    except OSError as exc:  # the output is in place but its record says "running": a rerun redoes the step
+        if not is_disk_full(exc):
+            raise
+        needed_bytes = max(needed_bytes, free_at_start_bytes + STEP_MIN_BYTES)
+        raise StepFailed(step.name, ctx.stream, str(DiskFull(output, free_bytes(output.parent), needed_bytes,
+                                                             during_step=True)), log_path) from exc
     logger.info("[%s] %s: %s in %.1f s", ctx.stream, step.name, status, record["duration_s"])
     return record
 

@@ -153,14 +153,13 @@ def _probe_metadata(probe: str, pg, description: str, location: str) -> dict[str
     return metadata
 
 
-def _add_probe(nwbfile, stream: str, job: dict, metadata: SessionMetadata, analyzer_folder: Path,
-               curated_folder: Path, write_waveforms: bool) -> dict[str, Any]:
-    import spikeinterface as si
+def _add_probe(nwbfile, stream: str, job: dict, metadata: SessionMetadata, analyzer, curated,
+               write_waveforms: bool) -> dict[str, Any]:
+    """Add one probe's electrodes and the units of ``curated`` (templates and sparsity from ``analyzer``, which
+    must hold every unit of ``curated``)."""
     from neuroconv.tools.spikeinterface import add_recording_metadata_to_nwbfile, add_sorting_to_nwbfile
 
     probe = _probe_name(job)
-    analyzer = si.load_sorting_analyzer(analyzer_folder)
-    curated = si.load(curated_folder)
     recording = analyzer.recording.clone()
     recording.set_property("location", recording.get_channel_locations())  # neuroconv reads positions from it
     recording.set_property("group_name", np.array([probe] * recording.get_num_channels()))
@@ -231,7 +230,44 @@ def _add_series(nwbfile, job: dict, p, kind: str) -> None:
                              parent_container="processing/LFP" if kind == "lfp" else "acquisition")
 
 
+def write_units_nwb(path: Path, job: dict, analyzer, curated, metadata: SessionMetadata,
+                    backend: str = "hdf5") -> dict[str, Any]:
+    """Write one probe's units to an NWB file of their own, exactly as the session NWB writes them.
+
+    Used for a manually curated sorting (``spikeline view``, "Apply"): electrodes, device and the units table
+    with the same columns as in the session's NWB file; no raw or LFP series.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write.
+    job : dict
+        The stream's job (session, probe, files for the start time).
+    analyzer : SortingAnalyzer
+        Holds the templates and sparsity of every unit of ``curated``.
+    curated : BaseSorting
+        The units, with their properties.
+    metadata : SessionMetadata
+        Subject and session.
+    backend : {"hdf5", "zarr"}, default: "hdf5"
+
+    Returns
+    -------
+    dict
+        ``identifier`` and the probe's facts (``num_units``, ``num_spikes`` ...).
+    """
+    from neuroconv.tools.nwb_helpers import configure_and_write_nwbfile, make_nwbfile_from_metadata
+
+    identifier = str(uuid.uuid4())
+    nwbfile = make_nwbfile_from_metadata(to_neuroconv_metadata(metadata, job["session"], _start_time([job]),
+                                                               identifier))
+    facts = _add_probe(nwbfile, job["stream"], job, metadata, analyzer, curated, write_waveforms=True)
+    configure_and_write_nwbfile(nwbfile, nwbfile_path=path, backend=backend)
+    return {"identifier": identifier, **facts}
+
+
 def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, Any]:
+    import spikeinterface as si
     from neuroconv.tools.nwb_helpers import configure_and_write_nwbfile, make_nwbfile_from_metadata
 
     p = ctx.config.export.nwb
@@ -252,8 +288,9 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
     write_waveforms = len(shapes) == 1
     probes_written = []
     for stream, job in zip(ctx.members, jobs):
-        probes_written.append(_add_probe(nwbfile, stream, job, metadata, inputs[f"postprocess/{stream}"],
-                                         inputs[f"curate/{stream}"], write_waveforms))
+        probes_written.append(_add_probe(nwbfile, stream, job, metadata,
+                                         si.load_sorting_analyzer(inputs[f"postprocess/{stream}"]),
+                                         si.load(inputs[f"curate/{stream}"]), write_waveforms))
         if p.write_raw:
             _add_series(nwbfile, job, p, "raw")
         if p.write_lfp:

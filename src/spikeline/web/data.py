@@ -198,6 +198,7 @@ class StreamData:
         self.channel_locations = np.asarray(self.analyzer.get_channel_locations(), dtype=float)
         self._lock = threading.RLock()
         self._units: dict[str, dict] = {}
+        self._unit_json: dict[str, bytes] = {}
         self._cached: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -301,6 +302,19 @@ class StreamData:
                 self._units.pop(next(iter(self._units)))
             self._units[text] = payload
         return payload
+
+    def unit_json(self, text: str) -> bytes:
+        """:meth:`unit` encoded as JSON (cached: a unit view is a few hundred kB of numbers, and encoding it again
+        for every request was most of the time a revisit took under load)."""
+        with self._lock:
+            if text in self._unit_json:
+                return self._unit_json[text]
+        encoded = json.dumps(self.unit(text), allow_nan=False, default=str).encode()
+        with self._lock:
+            if len(self._unit_json) >= UNIT_CACHE_SIZE:
+                self._unit_json.pop(next(iter(self._unit_json)))
+            self._unit_json[text] = encoded
+        return encoded
 
     def _build_unit(self, unit_id) -> dict:
         index = self._analyzer_index.get(str(unit_id))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from .curation import MAX_CURATION_BYTES, ManualCuration
+from .curation import MAX_CURATION_BYTES, MAX_CURATOR_CHARS, ManualCuration, default_curator
 from .data import ResultsIndex, WebError
 
 TOKEN_COOKIE = "spikeline_token"
@@ -52,11 +52,14 @@ class ViewerApp:
         RESULTS_DIR.
     token : str | None
         Access token every request must carry; ``None`` on loopback.
+    curator : str | None
+        Name recorded with every saved curation state and apply; default: the OS user.
     """
 
-    def __init__(self, results_dir: Path, token: str | None = None):
+    def __init__(self, results_dir: Path, token: str | None = None, curator: str | None = None):
         self.index = ResultsIndex(results_dir)
         self.token = token
+        self.curator = (curator or default_curator())[:MAX_CURATOR_CHARS]
         self.static_dir = Path(str(resources.files("spikeline.web") / "static")).resolve()
         self._curations: dict[tuple[str, str], ManualCuration] = {}
         self._lock = threading.Lock()
@@ -66,7 +69,7 @@ class ViewerApp:
                                       "figures": self.index.visualization_files(_one(q, "session"),
                                                                                 _one(q, "stream"))},
             "/api/units": lambda q: self._stream(q).unit_table(),
-            "/api/unit": lambda q: self._stream(q).unit(_one(q, "unit")),
+            "/api/unit": lambda q: self._stream(q).unit_json(_one(q, "unit")),
             "/api/ccg": lambda q: self._stream(q).ccg(_list(q, "units")),
             "/api/drift": lambda q: self._stream(q).drift(),
             "/api/traces": lambda q: self._stream(q).traces(_one(q, "kind"), _number(q, "start_s"),
@@ -74,7 +77,8 @@ class ViewerApp:
             "/api/curation": lambda q: self._curation(q).state(),
         }
         self.post_routes: dict[str, Callable[[dict, Any], Any]] = {
-            "/api/curation": lambda q, body: self._curation(q).save(body),
+            "/api/curation": lambda q, body: self._curation(q).save(body, change=q.get("change", [None])[0]),
+            "/api/curation/split": lambda q, body: self._curation(q).split_at(_one(q, "unit"), _number(q, "at_s")),
             "/api/curation/undo": lambda q, body: self._curation(q).undo(),
             "/api/apply": lambda q, body: self._curation(q).apply(),
         }
@@ -87,7 +91,7 @@ class ViewerApp:
         key = (_one(query, "session"), _one(query, "stream"))
         with self._lock:
             if key not in self._curations:
-                self._curations[key] = ManualCuration(stream)
+                self._curations[key] = ManualCuration(stream, curator=self.curator)
             return self._curations[key]
 
     def authorized(self, query: dict, headers, cookie_header: str | None) -> bool:
@@ -168,7 +172,8 @@ def make_handler(app: ViewerApp, loopback_only: bool) -> type[BaseHTTPRequestHan
             self.wfile.write(body)
 
         def _json(self, status: int, payload: Any, extra: dict | None = None) -> None:
-            body = json.dumps(payload, allow_nan=False, default=str).encode()
+            """Send ``payload`` as JSON (``bytes`` are sent as they are: JSON encoded and cached by the route)."""
+            body = payload if isinstance(payload, bytes) else json.dumps(payload, allow_nan=False, default=str).encode()
             self._send(status, body, "application/json", extra)
 
         def _error(self, status: int, message: str) -> None:
@@ -272,12 +277,15 @@ class ViewerServer:
         TCP port; 0 picks a free one.
     require_token : bool
         Ask for a token on loopback too (always on for other hosts).
+    curator : str | None
+        Who curates (recorded in the curation history and apply records); default: the OS user.
     """
 
-    def __init__(self, results_dir: Path, host: str = "127.0.0.1", port: int = 8765, require_token: bool = False):
+    def __init__(self, results_dir: Path, host: str = "127.0.0.1", port: int = 8765, require_token: bool = False,
+                 curator: str | None = None):
         loopback = is_loopback(host)
         token = secrets.token_urlsafe(24) if (require_token or not loopback) else None
-        self.app = ViewerApp(results_dir, token=token)
+        self.app = ViewerApp(results_dir, token=token, curator=curator)
         self.httpd = ThreadingHTTPServer((host, port), make_handler(self.app, loopback_only=loopback))
         self.httpd.daemon_threads = True
         self.host = host

@@ -81,11 +81,11 @@ function manualLabels(doc, unit) {
 function mergeGroupOf(doc, unit) { return doc.merges.findIndex(m => m.unit_ids.map(String).includes(String(unit))); }
 function plainId(doc, text) { return doc.unit_ids.find(u => String(u) === String(text)); }
 
-async function saveCuration(params, change) {
+async function saveCuration(params, change, what) {
   const doc = JSON.parse(JSON.stringify(state.curation.curation));
   change(doc);
   try {
-    state.curation = await api("/api/curation", {session: params.session, stream: params.stream},
+    state.curation = await api("/api/curation", {session: params.session, stream: params.stream, ...(what ? {change: what} : {})},
       {method: "POST", body: JSON.stringify(doc), headers: {"Content-Type": "application/json"}});
     setStatus(`saved (${state.curation.num_history_states} change(s) in history)`);
   } catch (e) { setStatus(e.message, true); }
@@ -102,14 +102,14 @@ function setLabel(params, unit, name, value, exclusive) {
     item.labels[name] = exclusive ? (value ? [value] : []) : (current.includes(value) ? current.filter(v => v !== value) : current.concat([value]));
     if (!item.labels[name].length) delete item.labels[name];
     if (!Object.keys(item.labels).length) doc.manual_labels = doc.manual_labels.filter(m => m !== item);
-  });
+  }, `unit ${unit}: ${name} ${value || "cleared"}`);
 }
 function toggleRemoved(params, unit) {
   return saveCuration(params, doc => {
     const id = plainId(doc, unit);
     if (doc.removed.map(String).includes(String(unit))) doc.removed = doc.removed.filter(u => String(u) !== String(unit));
-    else { doc.removed.push(id); doc.merges = doc.merges.map(m => ({...m, unit_ids: m.unit_ids.filter(u => String(u) !== String(unit))})).filter(m => m.unit_ids.length > 1); }
-  });
+    else { doc.removed.push(id); doc.merges = doc.merges.map(m => ({...m, unit_ids: m.unit_ids.filter(u => String(u) !== String(unit))})).filter(m => m.unit_ids.length > 1); doc.splits = (doc.splits || []).filter(s => String(s.unit_id) !== String(unit)); }
+  }, `unit ${unit}: remove/restore`);
 }
 function mergeUnits(params, units) {
   return saveCuration(params, doc => {
@@ -120,19 +120,38 @@ function mergeUnits(params, units) {
     doc.merges = doc.merges.filter(m => !groups.includes(m));
     doc.merges.push({unit_ids: [...all].map(t => plainId(doc, t)), new_unit_id: null});
     doc.removed = doc.removed.filter(u => !all.has(String(u)));
-  });
+    doc.splits = (doc.splits || []).filter(s => !all.has(String(s.unit_id)));
+  }, `merge units ${units.join(", ")}`);
 }
 function unmerge(params, unit) {
-  return saveCuration(params, doc => { doc.merges = doc.merges.filter(m => !m.unit_ids.map(String).includes(String(unit))); });
+  return saveCuration(params, doc => { doc.merges = doc.merges.filter(m => !m.unit_ids.map(String).includes(String(unit))); }, `unmerge unit ${unit}`);
+}
+function isSplit(doc, unit) { return (doc.splits || []).some(s => String(s.unit_id) === String(unit)); }
+function unsplit(params, unit) {
+  return saveCuration(params, doc => { doc.splits = (doc.splits || []).filter(s => String(s.unit_id) !== String(unit)); }, `unsplit unit ${unit}`);
+}
+async function splitAt(params, unit, atS) {
+  try {
+    state.curation = await api("/api/curation/split", {session: params.session, stream: params.stream, unit, at_s: atS}, {method: "POST"});
+    setStatus(`unit ${unit} split at ${atS} s`);
+  } catch (e) { setStatus(e.message, true); }
+  route();
+}
+function lastChange(st) {
+  const h = (st.history || [])[st.history.length - 1];
+  return h ? ` · last change by ${esc(h.curator || "?")} at ${esc(h.saved_at || "?")}${h.change ? " (" + esc(h.change) + ")" : ""}` : "";
+}
+function appliedText(a) {
+  return a ? `last applied ${a.written_at}${a.applied_by ? " by " + a.applied_by : ""}: ${a.num_units_out} units${a.nwb ? ", NWB " + a.nwb.path : ""}` : "";
 }
 
 function curationBar(params) {
   const st = state.curation;
   const bar = el(`<div class="toolbar" id="curation-bar"><b>Manual curation</b>
-    <span class="muted">${st.saved ? "saved in curated/" + esc(params.stream) + "/manual_curation.json" : "nothing changed yet"}; ${st.num_history_states} change(s) in history</span>
+    <span class="muted">${st.saved ? "saved in curated/" + esc(params.stream) + "/manual_curation.json" : "nothing changed yet"}; ${st.num_history_states} change(s) in history${lastChange(st)} · curator: <b id="curator">${esc(st.curator || "")}</b></span>
     <button id="undo">Undo</button><a id="download" href="/api/curation/download?${new URLSearchParams({session: params.session, stream: params.stream, ...(token ? {token} : {})})}" download>Download JSON</a>
     <button id="apply">Apply (write curated/${esc(params.stream)}/manual)</button>
-    <span id="applied" class="muted">${st.applied ? "last applied " + esc(st.applied.written_at) + ": " + st.applied.num_units_out + " units" : ""}</span></div>`);
+    <span id="applied" class="muted">${esc(appliedText(st.applied))}</span></div>`);
   bar.querySelector("#undo").onclick = async () => {
     try { state.curation = await api("/api/curation/undo", {session: params.session, stream: params.stream}, {method: "POST"}); setStatus("undone"); }
     catch (e) { setStatus(e.message, true); }
@@ -144,7 +163,7 @@ function curationBar(params) {
       const record = await api("/api/apply", {session: params.session, stream: params.stream}, {method: "POST"});
       state.curation.applied = record;
       setStatus(`applied: ${record.num_units_in} → ${record.num_units_out} units in ${record.duration_s} s`);
-      bar.querySelector("#applied").textContent = `last applied ${record.written_at}: ${record.num_units_out} units`;
+      bar.querySelector("#applied").textContent = appliedText(record);
     } catch (e) { setStatus(e.message, true); }
   };
   return bar;
@@ -318,6 +337,7 @@ function labelControls(params, unit) {
     <button data-label="">clear</button>
     <button class="${removed ? "on" : ""}" data-remove="1">${removed ? "removed (restore)" : "remove"}</button>
     ${group >= 0 ? `<button data-unmerge="1">in merge m${group + 1} (unmerge)</button>` : ""}
+    ${isSplit(doc, unit) ? `<button data-unsplit="1">split (undo split)</button>` : `<span>split at <input type="number" step="any" min="0" size="6" placeholder="s" data-split-at="1"> s <button data-split="1">split</button></span>`}
     <span>tags: ${doc.label_definitions.tags.label_options.map(o => `<button class="${tags.includes(o) ? "on" : ""}" data-tag="${esc(o)}">${esc(o)}</button>`).join("")}
     <input type="text" size="10" placeholder="new tag" data-newtag="1"></span>
     <span class="current-label label-${esc(quality)}">${esc(quality || "no manual label")}</span></div>`);
@@ -327,6 +347,11 @@ function labelControls(params, unit) {
     else if (b.dataset.tag !== undefined) setLabel(params, unit, "tags", b.dataset.tag, false);
     else if (b.dataset.remove) toggleRemoved(params, unit);
     else if (b.dataset.unmerge) unmerge(params, unit);
+    else if (b.dataset.unsplit) unsplit(params, unit);
+    else if (b.dataset.split) {
+      const v = box.querySelector("[data-split-at]").value;
+      if (v !== "" && isFinite(Number(v))) splitAt(params, unit, Number(v)); else setStatus("type the time (s) to split at", true);
+    }
   };
   box.querySelector("[data-newtag]").onkeydown = e => {
     const v = e.target.value.trim();
