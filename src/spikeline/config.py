@@ -301,8 +301,8 @@ class PostprocessingParams(_Section):
 class Threshold(_Section):
     """A metric threshold in SpikeInterface's format; comparisons are strict and NaN fails."""
 
-    less: float | None = None
-    greater: float | None = None
+    less: float | None = Field(None, description="The metric must be strictly below this value.")
+    greater: float | None = Field(None, description="The metric must be strictly above this value.")
 
     @model_validator(mode="after")
     def _one_bound(self) -> "Threshold":
@@ -416,9 +416,11 @@ class CurationParams(_Section):
         },
         description="Quality-metric thresholds a unit must pass to be flagged default_qc=True (strict; NaN fails).",
     )
-    bombcell: BombcellParams = Field(default_factory=BombcellParams)
-    classifier: ClassifierParams = Field(default_factory=ClassifierParams)
-    merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams)
+    bombcell: BombcellParams = Field(default_factory=BombcellParams, description="Bombcell unit labels.")
+    classifier: ClassifierParams = Field(default_factory=ClassifierParams,
+                                         description="Unit type (decoder_label): rules or a local model.")
+    merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams,
+                                                     description="Merge suggestions (never applied).")
     remove_noise_in_curation: bool = Field(
         True, description="List units labelled noise as 'removed' in curation.json (they stay, flagged, in the "
         "curated sorting).",
@@ -468,8 +470,8 @@ class ExportParams(_Section):
         None, description="YAML or JSON file with subject and session metadata (subject_id, species, sex, age, "
         "session_start_time, experimenter, institution ...).",
     )
-    nwb: NwbExportParams = Field(default_factory=NwbExportParams)
-    phy: PhyExportParams = Field(default_factory=PhyExportParams)
+    nwb: NwbExportParams = Field(default_factory=NwbExportParams, description="NWB export.")
+    phy: PhyExportParams = Field(default_factory=PhyExportParams, description="Phy export.")
 
 
 class PipelineConfig(_Section):
