@@ -482,13 +482,18 @@ class PipelineConfig(_Section):
     """
 
     runmode: Literal["full", "fast"] = Field("full", description="full, or fast (no motion, no PCA extensions).")
-    job: JobParams = Field(default_factory=JobParams)
-    dispatch: DispatchParams = Field(default_factory=DispatchParams)
-    preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams)
-    spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams)
-    postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams)
-    curation: CurationParams = Field(default_factory=CurationParams)
-    export: ExportParams = Field(default_factory=ExportParams)
+    job: JobParams = Field(default_factory=JobParams, description="Parallelism and progress bars.")
+    dispatch: DispatchParams = Field(default_factory=DispatchParams,
+                                     description="Which inputs are found and how they become jobs.")
+    preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams,
+                                               description="Filtering, bad channels, denoising, motion.")
+    spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams,
+                                             description="The sorter and its parameters.")
+    postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams,
+                                                 description="The SortingAnalyzer and its extensions.")
+    curation: CurationParams = Field(default_factory=CurationParams,
+                                     description="QC flag, unit labels, merge suggestions.")
+    export: ExportParams = Field(default_factory=ExportParams, description="NWB and Phy exports.")
 
     @model_validator(mode="after")
     def _apply_runmode(self) -> "PipelineConfig":
