@@ -31,7 +31,7 @@ test-slow: install
 
 # The documentation site, built strictly (a broken link or reference fails) into site/.
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache site

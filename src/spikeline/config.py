@@ -167,7 +167,7 @@ class SpikeSortingParams(_Section):
     sorter_params: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"kilosort4": {}, "spykingcircus2": {"apply_preprocessing": False}},
         description="Per-sorter overrides of SpikeInterface's sorter parameters; names are checked against the "
-        "installed sorter.",
+        "installed sorter. Setting it replaces the whole default mapping.",
     )
     container_image: str | None = Field(
         None, description="For kilosort25 without a local MATLAB install: a local Docker image name or Apptainer/"
@@ -275,7 +275,8 @@ class PostprocessingParams(_Section):
     )
     extensions: dict[str, dict[str, Any]] = Field(
         default_factory=_default_extensions,
-        description="Analyzer extensions to compute, each with its parameters (SpikeInterface names).",
+        description="Analyzer extensions to compute, each with its parameters (SpikeInterface names). Setting it "
+        "replaces the whole default set: list every extension to compute.",
     )
 
     @model_validator(mode="after")
@@ -414,7 +415,8 @@ class CurationParams(_Section):
             "presence_ratio": Threshold(greater=0.8),
             "amplitude_cutoff": Threshold(less=0.1),
         },
-        description="Quality-metric thresholds a unit must pass to be flagged default_qc=True (strict; NaN fails).",
+        description="Quality-metric thresholds a unit must pass to be flagged default_qc=True: metric column -> "
+        "{less, greater} (strict; NaN fails). Setting it replaces the whole default set.",
     )
     bombcell: BombcellParams = Field(default_factory=BombcellParams, description="Bombcell unit labels.")
     classifier: ClassifierParams = Field(default_factory=ClassifierParams,

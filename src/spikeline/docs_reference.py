@@ -60,7 +60,8 @@ def _type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in typing.get_args(annotation))
     if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(annotation))
+        args = ", ".join(a.__name__ if isinstance(a, type) and issubclass(a, BaseModel) else _type_name(a)
+                         for a in typing.get_args(annotation))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     if annotation is type(None):
         return "null"
@@ -262,7 +263,8 @@ def configuration_reference() -> str:
 def _click_help(command, names: list[str]) -> list[str]:
     import click
 
-    with click.Context(command, info_name=" ".join(names)) as ctx:
+    with click.Context(command, info_name=" ".join(names), terminal_width=100, max_content_width=100,
+                       help_option_names=["-h", "--help"]) as ctx:
         text = command.get_help(ctx)
     out = [f"## `{' '.join(names)}`", "", "```text", text, "```", ""]
     if isinstance(command, click.Group):
