@@ -167,7 +167,7 @@ class SpikeSortingParams(_Section):
     sorter_params: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"kilosort4": {}, "spykingcircus2": {"apply_preprocessing": False}},
         description="Per-sorter overrides of SpikeInterface's sorter parameters; names are checked against the "
-        "installed sorter.",
+        "installed sorter. Setting it replaces the whole default mapping.",
     )
     container_image: str | None = Field(
         None, description="For kilosort25 without a local MATLAB install: a local Docker image name or Apptainer/"
@@ -275,7 +275,8 @@ class PostprocessingParams(_Section):
     )
     extensions: dict[str, dict[str, Any]] = Field(
         default_factory=_default_extensions,
-        description="Analyzer extensions to compute, each with its parameters (SpikeInterface names).",
+        description="Analyzer extensions to compute, each with its parameters (SpikeInterface names). Setting it "
+        "replaces the whole default set: list every extension to compute.",
     )
 
     @model_validator(mode="after")
@@ -301,8 +302,8 @@ class PostprocessingParams(_Section):
 class Threshold(_Section):
     """A metric threshold in SpikeInterface's format; comparisons are strict and NaN fails."""
 
-    less: float | None = None
-    greater: float | None = None
+    less: float | None = Field(None, description="The metric must be strictly below this value.")
+    greater: float | None = Field(None, description="The metric must be strictly above this value.")
 
     @model_validator(mode="after")
     def _one_bound(self) -> "Threshold":
@@ -414,11 +415,14 @@ class CurationParams(_Section):
             "presence_ratio": Threshold(greater=0.8),
             "amplitude_cutoff": Threshold(less=0.1),
         },
-        description="Quality-metric thresholds a unit must pass to be flagged default_qc=True (strict; NaN fails).",
+        description="Quality-metric thresholds a unit must pass to be flagged default_qc=True: metric column -> "
+        "{less, greater} (strict; NaN fails). Setting it replaces the whole default set.",
     )
-    bombcell: BombcellParams = Field(default_factory=BombcellParams)
-    classifier: ClassifierParams = Field(default_factory=ClassifierParams)
-    merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams)
+    bombcell: BombcellParams = Field(default_factory=BombcellParams, description="Bombcell unit labels.")
+    classifier: ClassifierParams = Field(default_factory=ClassifierParams,
+                                         description="Unit type (decoder_label): rules or a local model.")
+    merge_suggestions: MergeSuggestionParams = Field(default_factory=MergeSuggestionParams,
+                                                     description="Merge suggestions (never applied).")
     remove_noise_in_curation: bool = Field(
         True, description="List units labelled noise as 'removed' in curation.json (they stay, flagged, in the "
         "curated sorting).",
@@ -468,8 +472,8 @@ class ExportParams(_Section):
         None, description="YAML or JSON file with subject and session metadata (subject_id, species, sex, age, "
         "session_start_time, experimenter, institution ...).",
     )
-    nwb: NwbExportParams = Field(default_factory=NwbExportParams)
-    phy: PhyExportParams = Field(default_factory=PhyExportParams)
+    nwb: NwbExportParams = Field(default_factory=NwbExportParams, description="NWB export.")
+    phy: PhyExportParams = Field(default_factory=PhyExportParams, description="Phy export.")
 
 
 class PipelineConfig(_Section):
@@ -480,13 +484,18 @@ class PipelineConfig(_Section):
     """
 
     runmode: Literal["full", "fast"] = Field("full", description="full, or fast (no motion, no PCA extensions).")
-    job: JobParams = Field(default_factory=JobParams)
-    dispatch: DispatchParams = Field(default_factory=DispatchParams)
-    preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams)
-    spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams)
-    postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams)
-    curation: CurationParams = Field(default_factory=CurationParams)
-    export: ExportParams = Field(default_factory=ExportParams)
+    job: JobParams = Field(default_factory=JobParams, description="Parallelism and progress bars.")
+    dispatch: DispatchParams = Field(default_factory=DispatchParams,
+                                     description="Which inputs are found and how they become jobs.")
+    preprocessing: PreprocessingParams = Field(default_factory=PreprocessingParams,
+                                               description="Filtering, bad channels, denoising, motion.")
+    spikesorting: SpikeSortingParams = Field(default_factory=SpikeSortingParams,
+                                             description="The sorter and its parameters.")
+    postprocessing: PostprocessingParams = Field(default_factory=PostprocessingParams,
+                                                 description="The SortingAnalyzer and its extensions.")
+    curation: CurationParams = Field(default_factory=CurationParams,
+                                     description="QC flag, unit labels, merge suggestions.")
+    export: ExportParams = Field(default_factory=ExportParams, description="NWB and Phy exports.")
 
     @model_validator(mode="after")
     def _apply_runmode(self) -> "PipelineConfig":
