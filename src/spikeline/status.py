@@ -19,7 +19,7 @@ from typing import Any
 from .config import PipelineConfig, build_config
 from .errors import ConfigError
 from .layout import ResultsLayout, export_group
-from .provenance import STATUS_FAILED, STATUS_OK, STATUS_RUNNING, STATUS_SKIPPED, read_json
+from .provenance import STATUS_OK, STATUS_RUNNING, STATUS_SKIPPED, read_json
 from .steps import SESSION_STEPS, STEPS
 
 PENDING, RUNNING, DONE, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
@@ -194,7 +194,3 @@ def format_status(rows: list[StreamStatus]) -> str:
                                        for state in (DONE, RUNNING, PENDING, SKIPPED, FAILED)))
     return "\n".join(lines)
 
-
-def is_failed(row: StreamStatus) -> bool:
-    """Whether a row ended in failure (used for the exit code of ``spikeline status``)."""
-    return row.state == STATUS_FAILED
