@@ -6,7 +6,7 @@ STAMP := $(VENV)/.spikeline-installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Quick benchmarks (about 25 minutes on 2 cores): accuracy and speed JSON, then docs/benchmarks.md is regenerated.
+# Full-size runs: see the flags in docs/benchmarks.md.
+BENCH_ARGS_ACCURACY ?=
+BENCH_ARGS_SPEED ?=
+bench: install
+	@start=$$(date +%s); \
+	$(BIN)/python benchmarks/accuracy.py $(BENCH_ARGS_ACCURACY) && \
+	$(BIN)/python benchmarks/speed.py $(BENCH_ARGS_SPEED) && \
+	$(BIN)/python benchmarks/report.py --bench-wall-s $$(( $$(date +%s) - start ))
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
