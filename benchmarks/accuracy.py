@@ -168,6 +168,7 @@ def main(argv=None) -> None:
     result = {
         "benchmark": "accuracy",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         "machine": {"cpu_cores": os.cpu_count(), "python": platform.python_version(), "gpu": _gpu_name()},
         "settings": {"duration_s": args.duration_s, "num_channels": args.num_channels, "num_units": args.num_units,
                      "seed": args.seed, "n_jobs": args.n_jobs, "scenarios": args.scenarios, "sorters": sorters,
@@ -191,6 +192,7 @@ def main(argv=None) -> None:
             shutil.rmtree(workdir / scenario, ignore_errors=True)
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     result["complete"] = True
+    result["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
 

@@ -61,11 +61,20 @@ def postprocess(sorting_folder: Path, work: Path, job_kwargs: dict[str, Any], ex
     analyzer.save_as(format="zarr", folder=work / "postprocessed.zarr")
 
 
+def _allow_own_zarr_pickles() -> None:
+    """SpikeInterface stores some analyzer fields as pickled zarr chunks, which numcodecs refuses to decode unless
+    allowed; this script reads back only the analyzer it wrote itself."""
+    import numcodecs.pickles
+
+    numcodecs.pickles.ALLOW_UNSAFE_PICKLE_DECODE = True
+
+
 def curate(work: Path, job_kwargs: dict[str, Any]) -> None:
     """default_qc, bombcell labels and merge suggestions, as ``work/unit_labels.csv`` and ``work/curation.json``."""
     import spikeinterface as si
     import spikeinterface.curation as scur
 
+    _allow_own_zarr_pickles()
     analyzer = si.load_sorting_analyzer(work / "postprocessed.zarr")
     metrics = analyzer.get_metrics_extension_data()
     qc = scur.threshold_metrics_label_units(metrics, thresholds={
@@ -85,6 +94,7 @@ def nwb(work: Path) -> None:
     import spikeinterface as si
     from neuroconv.tools.spikeinterface import write_sorting_analyzer_to_nwbfile
 
+    _allow_own_zarr_pickles()
     analyzer = si.load_sorting_analyzer(work / "postprocessed.zarr")
     labels = pd.read_csv(work / "unit_labels.csv", index_col=0)
     for column in labels.columns:

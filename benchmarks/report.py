@@ -51,9 +51,13 @@ def accuracy_tables(acc: dict[str, Any]) -> str:
     by = {(r["sorter"], r["scenario"]): r for r in rows}
     num_gt = acc["settings"]["num_units"]
 
+    attempted = {(r["sorter"], r["scenario"]) for r in acc["rows"]}
+
     def cell(sorter, scenario):
         r = by.get((sorter, scenario))
-        return f"{r['num_well_detected']}/{r['num_gt_units']}" if r else "failed"
+        if r:
+            return f"{r['num_well_detected']}/{r['num_gt_units']}"
+        return "failed" if (sorter, scenario) in attempted else "not run"
 
     paper = _table(["sorter", *[SCENARIO_TITLES[s] for s in scenarios], "mean %"],
                    [[f"`{s}`", *[cell(s, sc) for sc in scenarios],
@@ -63,6 +67,8 @@ def accuracy_tables(acc: dict[str, Any]) -> str:
     for sorter in sorters:
         for scenario in scenarios:
             r = by.get((sorter, scenario))
+            if r is None and (sorter, scenario) not in attempted:
+                continue
             if r is None:
                 failed = next((x for x in acc["rows"] if x["sorter"] == sorter and x["scenario"] == scenario), {})
                 detail_rows.append([f"`{sorter}`", SCENARIO_TITLES[scenario], "failed: " + str(failed.get("error")),
@@ -133,7 +139,6 @@ def speed_tables(speed: dict[str, Any]) -> dict[str, str]:
                       round(s["duration_s"] / tot["plain"], 2), f"**{summary['end_to_end_wall_ratio']:.2f}**"])
     steps = _table(["step", "spikeline wall s", "CPU s", "peak RSS GiB", "x real time", "plain wall s", "CPU s",
                     "peak RSS GiB", "x real time", "wall ratio"], step_rows)
-    out: dict[str, str] = {"sorters": "", "scaling": "", "passes": "", "io": ""}
     sorter_rows = []
     for r in speed.get("sorters", []):
         sorter_rows.append([f"`{r['sorter']}`", r["device"], r["wall_s"], r["cpu_s"], r["peak_rss_gib"],
@@ -254,6 +259,10 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_
                f"GPU: {machine.get('gpu') or 'none'}; Python {machine.get('python')}; "
                f"{(speed or acc)['time'] if (speed or acc) else ''}. The machine was shared with other jobs, so "
                "absolute times are noisy; compare the ratios, which come from the same run on the same data.")
+    for name, data in (("accuracy", acc), ("speed", speed)):
+        if data and "load_average_at_start" in data:
+            out.append(f"Load average (1, 5, 15 min) during the {name} run: {data['load_average_at_start']} at the "
+                       f"start, {data.get('load_average_at_end', 'not recorded (interrupted)')} at the end.")
     if bench_wall_s:
         out.append(f"\n`make bench` wall time on this machine: **{bench_wall_s / 60:.1f} min**.")
     out += ["", f"![accuracy and speed]({image})", "", "## Targets", "", targets(speed, acc), ""]

@@ -349,6 +349,7 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     result: dict[str, Any] = {
         "benchmark": "speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         "machine": {"cpu_cores": os.cpu_count(), "python": platform.python_version(),
                     "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                     "gpu": torch.cuda.get_device_name(0) if gpu else None},
@@ -396,6 +397,7 @@ def main(argv=None) -> None:
         result["passes"] = {"duration_s": args.passes_duration_s, "num_channels": args.passes_num_channels,
                             "rows": passes_rows(workdir, args.passes_duration_s, args.passes_num_channels)}
     result["complete"] = True
+    result["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     save()
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
