@@ -29,7 +29,8 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-# Quick benchmarks (about 25 minutes on 2 cores): accuracy and speed JSON, then docs/benchmarks.md is regenerated.
+# Quick benchmarks (meant to take under 30 minutes on a quiet 2-core machine; the measured time is written into
+# docs/benchmarks.md): accuracy and speed JSON, then docs/benchmarks.md is regenerated.
 # Full-size runs: see the flags in docs/benchmarks.md.
 BENCH_ARGS_ACCURACY ?=
 BENCH_ARGS_SPEED ?=

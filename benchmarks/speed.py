@@ -232,14 +232,15 @@ def sequential_read_s(data_dir: Path, block_bytes: int = 64 * 2**20) -> tuple[fl
     return time.perf_counter() - t0, bin_path.stat().st_size
 
 
-def side_by_side(root: Path, data_dir: Path, duration_s: float, n_jobs: int) -> list[dict[str, Any]]:
-    """Each non-sorting step on both sides, alternating; rows with the measurements."""
-    rows = []
+def side_by_side(root: Path, data_dir: Path, duration_s: float, n_jobs: int,
+                 rows: list[dict[str, Any]], save) -> list[dict[str, Any]]:
+    """Each non-sorting step on both sides, alternating; appends to ``rows`` and calls ``save`` after each."""
     base = {"root": str(root), "data_dir": str(data_dir), "n_jobs": n_jobs}
     for step in NON_SORTING_STEPS:
         for side in ("spikeline", "plain"):
             result = measure({**base, "side": side, "step": step})
             rows.append({"side": side, "step": step, **result, "x_realtime": round(duration_s / result["wall_s"], 2)})
+            save()
             print(f"  {side:<9} {step:<12} {result['wall_s']:7.1f} s  cpu {result['cpu_s']:7.1f} s  "
                   f"peak {result['peak_rss_gib']:.2f} GiB", flush=True)
         if step == "preprocess":  # spikeline's sort step, with the shared sorting as its output
@@ -372,8 +373,9 @@ def main(argv=None) -> None:
         read_s, num_bytes = sequential_read_s(data_dir)
         result["io"] = {"raw_bytes": num_bytes, "sequential_read_s": round(read_s, 2),
                         "read_gib_per_s": round(num_bytes / 2**30 / read_s, 2)}
-        rows = side_by_side(root, data_dir, args.duration_s, args.n_jobs)
+        rows: list[dict[str, Any]] = []
         result["steps"] = rows
+        side_by_side(root, data_dir, args.duration_s, args.n_jobs, rows, save)
         result["summary"] = summarize(rows)
         pre = next(r for r in rows if r["side"] == "spikeline" and r["step"] == "preprocess")
         result["io"]["preprocess_over_read"] = round(pre["wall_s"] / read_s, 1)
