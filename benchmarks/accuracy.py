@@ -20,7 +20,7 @@ Usage::
     python benchmarks/accuracy.py --duration-s 600 --num-channels 384 --num-units 100 \\
         --sorters kilosort4 kilosort4:cpu_fast spykingcircus2 tridesclous2 mountainsort5
 
-A sorter is named ``sorter`` or ``sorter:preset`` (presets from :data:`spikeline.config.SORTER_PRESETS`).
+A sorter is named ``sorter`` or ``sorter:preset`` (candidate parameter sets: :data:`CANDIDATE_PRESETS`).
 Writes JSON (``--output``); ``benchmarks/report.py`` turns it into docs/benchmarks.md.
 """
 
@@ -39,7 +39,8 @@ from typing import Any
 
 SCENARIOS = ("none", "slow", "fast", "step")
 DEFAULT_SORTERS = ("kilosort4", "kilosort4:cpu_fast")
-#: Parameter sets tried under a preset name that spikeline.config.SORTER_PRESETS does not (or no longer) offer.
+#: Candidate parameter sets, named ``sorter:preset`` on the command line and passed as sorter parameters. One becomes
+#: a configuration preset only once this benchmark shows it meets its target (see docs/benchmarks.md).
 CANDIDATE_PRESETS = {"kilosort4": {"cpu_fast": {"n_templates": 3, "template_sizes": 2}}}
 #: Kilosort4's log lines with a stage time: "<what> in 12.3s; total ..." (kilosort.run_kilosort).
 KS4_STAGE = re.compile(r"INFO\s+(?P<what>.+?),? in (?P<seconds>[0-9.]+)s; total")
@@ -86,13 +87,9 @@ def write_scenario(folder: Path, scenario: str, duration_s: float, num_channels:
 
 def sorter_config(spec: str, n_jobs: int) -> dict[str, Any]:
     """Configuration overrides for ``sorter`` or ``sorter:preset``."""
-    from spikeline.config import SORTER_PRESETS
-
     sorter, _, preset = spec.partition(":")
     spikesorting: dict[str, Any] = {"sorter": sorter, "min_drift_channels": 0}
-    if preset and preset in SORTER_PRESETS.get(sorter, {}):
-        spikesorting["preset"] = preset
-    elif preset:
+    if preset:
         spikesorting["sorter_params"] = {sorter: CANDIDATE_PRESETS[sorter][preset]}
     return {"job": {"progress_bar": False, "n_jobs": n_jobs}, "spikesorting": spikesorting,
             "export": {"nwb": {"enabled": False}}}

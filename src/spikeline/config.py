@@ -27,11 +27,6 @@ SORTERS = ("kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupi
 SI_SORTER_NAMES = {"kilosort25": "kilosort2_5"}
 #: Extensions dropped by ``runmode: fast`` (the slowest; PC metrics go with principal_components).
 FAST_MODE_SKIPPED_EXTENSIONS = ("principal_components", "spike_locations")
-#: Named sorter parameter sets (``spikesorting.preset``); ``spikesorting.sorter_params`` overrides them.
-#: ``cpu_fast`` (Kilosort4): measured in benchmarks/accuracy.py and docs/benchmarks.md.
-SORTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "kilosort4": {"cpu_fast": {"n_templates": 3, "template_sizes": 2}},
-}
 #: Metric columns those extensions produce: bombcell thresholds on them are disabled in fast mode.
 FAST_MODE_MISSING_METRICS = ("drift_ptp", "drift_std", "drift_mad", "isolation_distance", "l_ratio", "d_prime",
                              "nn_hit_rate", "nn_miss_rate", "silhouette")
@@ -165,10 +160,6 @@ class SpikeSortingParams(_Section):
     sorter: Literal["kilosort4", "spykingcircus2", "tridesclous2", "mountainsort5", "lupin", "kilosort25"] = Field(
         "kilosort4", description="Spike sorter (run through SpikeInterface)."
     )
-    preset: str | None = Field(
-        None, description="A named parameter set of the sorter (see SORTER_PRESETS, e.g. kilosort4: cpu_fast); "
-        "sorter_params override it.",
-    )
     skip_motion_correction: bool = Field(False, description="Turn the sorter's own drift correction off.")
     min_drift_channels: int = Field(
         96, ge=0, description="Below this channel count the sorter's own drift correction is turned off (as in AIND)."
@@ -190,14 +181,6 @@ class SpikeSortingParams(_Section):
         if unknown:
             raise ValueError(f"unknown sorter(s) {unknown}; valid sorters are: {list(SORTERS)}")
         return value
-
-    @model_validator(mode="after")
-    def _known_preset(self) -> "SpikeSortingParams":
-        presets = SORTER_PRESETS.get(self.sorter, {})
-        if self.preset is not None and self.preset not in presets:
-            raise ValueError(f"unknown preset '{self.preset}' for sorter '{self.sorter}'; valid presets are: "
-                             f"{sorted(presets)}")
-        return self
 
     @property
     def si_sorter_name(self) -> str:
@@ -253,8 +236,7 @@ class SpikeSortingParams(_Section):
         import spikeinterface.sorters as ss
 
         self.check_available()
-        overrides = deep_merge(SORTER_PRESETS.get(self.sorter, {}).get(self.preset, {}) if self.preset else {},
-                               self.sorter_params.get(self.sorter, {}))
+        overrides = copy.deepcopy(self.sorter_params.get(self.sorter, {}))
         valid = ss.get_default_sorter_params(self.si_sorter_name)
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
