@@ -32,7 +32,7 @@ def preprocess(raw_folder: Path, work: Path, job_kwargs: dict[str, Any]) -> None
     recording = se.read_spikeglx(raw_folder, stream_id="imec0.ap")
     recording = spre.phase_shift(recording, margin_ms=100.0)
     recording = spre.highpass_filter(recording, freq_min=300.0)
-    bad_ids, labels = spre.detect_bad_channels(recording, method="coherence+psd", seed=0)
+    bad_ids, _ = spre.detect_bad_channels(recording, method="coherence+psd", seed=0)
     recording = recording.remove_channels(bad_ids)
     recording = spre.common_reference(recording, reference="global", operator="median")
     saved = recording.save(folder=work / "preprocessed", format="binary", **job_kwargs)

@@ -99,8 +99,8 @@ def ks4_section(acc: dict[str, Any]) -> str:
                      [[stage, _mean(v), f"{100 * _mean(v) / total:.0f} %"] for stage, v in stages.items()])
     text = [profile]
     fast = [r for r in rows if r["sorter"] == "kilosort4:cpu_fast"]
-    if base and fast:
-        scen = sorted({r["scenario"] for r in base} & {r["scenario"] for r in fast})
+    scen = sorted({r["scenario"] for r in base} & {r["scenario"] for r in fast})
+    if scen:
         b = {r["scenario"]: r for r in base}
         f = {r["scenario"]: r for r in fast}
         t_base = sum(b[s]["sort_wall_s"] for s in scen)
@@ -114,7 +114,7 @@ def ks4_section(acc: dict[str, Any]) -> str:
         verdict = ("meets" if t_fast <= 0.5 * t_base and w_base - w_fast <= 2.0 else "does not meet")
         text.append(f"Trade-off over these scenarios: sorter time x{t_fast / t_base:.2f} "
                     f"({t_base:.0f} s -> {t_fast:.0f} s), well-detected units {w_base:.1f} % -> {w_fast:.1f} % "
-                    f"({w_fast - w_base:+.1f} percentage points). The preset **{verdict}** the target "
+                    f"({w_fast - w_base:+.1f} percentage points). The candidate **{verdict}** the target "
                     "(half the time, at most 2 points lost).")
     else:
         text.append("The `cpu_fast` candidate was not measured against the default in this run: there is no "

@@ -96,7 +96,14 @@ def _spikeline_step(spec: dict[str, Any], job_kwargs: dict[str, Any]) -> dict[st
 
     from spikeline.config import build_config
     from spikeline.layout import ResultsLayout, export_group
-    from spikeline.steps import StepContext, execute_step, nwb, postprocess, preprocess, sort
+    from spikeline.steps import (
+        StepContext,
+        execute_step,
+        nwb,
+        postprocess,
+        preprocess,
+        sort,
+    )
     from spikeline.steps.base import Step
     from spikeline.steps.dispatch import plan_sessions, write_jobs
 
@@ -167,10 +174,11 @@ def child_main(spec: dict[str, Any]) -> None:
 
     counter: Counter = Counter()
     if spec.get("count_passes"):
-        from spikeinterface.core.binaryrecordingextractor import BinaryRecordingSegment
-        from spikeinterface.extractors.neoextractors.neobaseextractor import NeoRecordingSegment
-
         from passes import count_reads
+        from spikeinterface.core.binaryrecordingextractor import BinaryRecordingSegment
+        from spikeinterface.extractors.neoextractors.neobaseextractor import (
+            NeoRecordingSegment,
+        )
 
         count_reads(NeoRecordingSegment, counter, "raw")
         count_reads(BinaryRecordingSegment, counter, "preprocessed")
@@ -193,7 +201,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
                                                         os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          env=env)
+                          env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{spec['side']} {spec['step']} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
