@@ -6,7 +6,7 @@ STAMP := $(VENV)/.spikeline-installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow docs clean
+.PHONY: install demo test test-slow docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test-slow: install
 # The documentation site, built strictly (a broken link or reference fails) into site/.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Quick benchmarks (meant to take under 30 minutes on a quiet 2-core machine; the measured time is written into
+# docs/benchmarks.md): accuracy and speed JSON, then docs/benchmarks.md is regenerated.
+# Full-size runs: see the flags in docs/benchmarks.md.
+BENCH_ARGS_ACCURACY ?=
+BENCH_ARGS_SPEED ?=
+bench: install
+	@start=$$(date +%s); \
+	$(BIN)/python benchmarks/accuracy.py $(BENCH_ARGS_ACCURACY) && \
+	$(BIN)/python benchmarks/speed.py $(BENCH_ARGS_SPEED) && \
+	$(BIN)/python benchmarks/report.py --bench-wall-s $$(( $$(date +%s) - start ))
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache site

@@ -32,7 +32,8 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
         ``num_gt_units``, ``num_well_detected``, ``well_detected_fraction``, ``mean_accuracy``,
         ``mean_precision``, ``mean_recall``, ``num_units``, ``num_false_positive_units``,
         ``num_redundant_units`` and, with ``default_qc``, ``num_units_passing_qc`` and
-        ``qc_precision`` (fraction of QC-passing units matched to a well-detected ground-truth unit).
+        ``qc_precision`` (fraction of QC-passing units matched to a well-detected ground-truth unit); with
+        ``decoder_label``, ``num_sua_units`` and ``sua_precision`` (the same fraction for units labelled SUA).
     """
     from spikeinterface.comparison import compare_sorter_to_ground_truth
 
@@ -57,6 +58,10 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
         good = [u for u in passing if u in well_sorted_units]
         scores["num_units_passing_qc"] = len(passing)
         scores["qc_precision"] = round(len(good) / len(passing), 4) if passing else None
+    if "decoder_label" in sorting.get_property_keys():
+        sua = [u for u, label in zip(sorting.unit_ids, sorting.get_property("decoder_label")) if label == "SUA"]
+        scores["num_sua_units"] = len(sua)
+        scores["sua_precision"] = round(len([u for u in sua if u in well_sorted_units]) / len(sua), 4) if sua else None
     return scores
 
 

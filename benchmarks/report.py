@@ -1,0 +1,395 @@
+"""Write docs/benchmarks.md (and its figure) from benchmarks/accuracy_results.json and speed_results.json.
+
+Every table is generated from the JSON; the prose around them lives in this file. ``make bench`` runs the two
+benchmarks then this script, passing the measured ``make bench`` wall time.
+
+Usage::
+
+    python benchmarks/report.py [--bench-wall-s 1234] [--doc docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+SCENARIO_TITLES = {"none": "no drift", "slow": "slow drift", "fast": "fast drift", "step": "step drift"}
+STEP_ORDER = ("preprocess", "postprocess", "curate", "nwb")
+RSS_TARGET_GIB = 4.0
+E2E_TARGET_RATIO = 0.5
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accuracy
+
+
+def accuracy_tables(acc: dict[str, Any]) -> str:
+    rows = [r for r in acc["rows"] if r.get("ok")]
+    scenarios = [s for s in SCENARIO_TITLES if s in acc["settings"]["scenarios"]]
+    sorters = acc["settings"]["sorters"]
+    by = {(r["sorter"], r["scenario"]): r for r in rows}
+    num_gt = acc["settings"]["num_units"]
+
+    attempted = {(r["sorter"], r["scenario"]) for r in acc["rows"]}
+
+    def cell(sorter, scenario):
+        r = by.get((sorter, scenario))
+        if r:
+            return f"{r['num_well_detected']}/{r['num_gt_units']}"
+        return "failed" if (sorter, scenario) in attempted else "not run"
+
+    paper = _table(["sorter", *[SCENARIO_TITLES[s] for s in scenarios], "mean %"],
+                   [[f"`{s}`", *[cell(s, sc) for sc in scenarios],
+                     _fmt(_mean([100 * by[s, sc]["well_detected_fraction"] for sc in scenarios if (s, sc) in by]), 0)]
+                    for s in sorters])
+    detail_rows = []
+    for sorter in sorters:
+        for scenario in scenarios:
+            r = by.get((sorter, scenario))
+            if r is None and (sorter, scenario) not in attempted:
+                continue
+            if r is None:
+                failed = next((x for x in acc["rows"] if x["sorter"] == sorter and x["scenario"] == scenario), {})
+                detail_rows.append([f"`{sorter}`", SCENARIO_TITLES[scenario], "failed: " + str(failed.get("error")),
+                                    *["-"] * 8])
+                continue
+            sua = f"{_fmt(r.get('sua_precision'))} ({r.get('num_sua_units', '-')})"
+            detail_rows.append([f"`{sorter}`", SCENARIO_TITLES[scenario], f"{r['num_well_detected']}/{num_gt}",
+                                r["mean_accuracy"], r["mean_precision"], r["mean_recall"], r["num_units"],
+                                r["num_false_positive_units"], r["num_redundant_units"], sua,
+                                _fmt(r.get("sort_wall_s"), 0)])
+    detail = _table(["sorter", "scenario", "well detected", "mean accuracy", "mean precision", "mean recall",
+                     "units found", "false-positive units", "redundant units", "SUA precision (n SUA)",
+                     "sorter wall s"], detail_rows)
+    return paper, detail
+
+
+def ks4_section(acc: dict[str, Any]) -> str:
+    rows = [r for r in acc["rows"] if r.get("ok") and r["sorter"].startswith("kilosort4")]
+    if not rows:
+        return "Kilosort4 was not part of this accuracy run."
+    base = [r for r in rows if r["sorter"] == "kilosort4"]
+    stages: dict[str, list[float]] = {}
+    for r in base or rows:
+        for stage, seconds in (r.get("ks4_stage_s") or {}).items():
+            stages.setdefault(stage, []).append(seconds)
+    total = sum(_mean(v) for v in stages.values()) or 1.0
+    profile = _table(["Kilosort4 stage (its own log)", "mean s", "share"],
+                     [[stage, _mean(v), f"{100 * _mean(v) / total:.0f} %"] for stage, v in stages.items()])
+    text = [profile]
+    fast = [r for r in rows if r["sorter"] == "kilosort4:cpu_fast"]
+    scen = sorted({r["scenario"] for r in base} & {r["scenario"] for r in fast})
+    if scen:
+        b = {r["scenario"]: r for r in base}
+        f = {r["scenario"]: r for r in fast}
+        t_base = sum(b[s]["sort_wall_s"] for s in scen)
+        t_fast = sum(f[s]["sort_wall_s"] for s in scen)
+        w_base = 100 * _mean([b[s]["well_detected_fraction"] for s in scen])
+        w_fast = 100 * _mean([f[s]["well_detected_fraction"] for s in scen])
+        text.append(_table(["scenario", "default: well / sorter s", "cpu_fast: well / sorter s"],
+                           [[SCENARIO_TITLES[s], f"{b[s]['num_well_detected']}/{b[s]['num_gt_units']} / "
+                             f"{b[s]['sort_wall_s']:.0f}", f"{f[s]['num_well_detected']}/{f[s]['num_gt_units']} / "
+                             f"{f[s]['sort_wall_s']:.0f}"] for s in scen]))
+        verdict = ("meets" if t_fast <= 0.5 * t_base and w_base - w_fast <= 2.0 else "does not meet")
+        text.append(f"Trade-off over these scenarios: sorter time x{t_fast / t_base:.2f} "
+                    f"({t_base:.0f} s -> {t_fast:.0f} s), well-detected units {w_base:.1f} % -> {w_fast:.1f} % "
+                    f"({w_fast - w_base:+.1f} percentage points). The candidate **{verdict}** the target "
+                    "(half the time, at most 2 points lost).")
+    else:
+        text.append("The `cpu_fast` candidate was not measured against the default in this run: there is no "
+                    "trade-off to report yet, so it is not offered as a configuration preset.")
+    return "\n\n".join(text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# speed
+
+
+def speed_tables(speed: dict[str, Any]) -> dict[str, str]:
+    s = speed["settings"]
+    by = {(r["side"], r["step"]): r for r in speed.get("steps", [])}
+    summary = speed.get("summary")
+    step_rows = []
+    for step in STEP_ORDER:
+        if ("spikeline", step) not in by or ("plain", step) not in by:
+            step_rows.append([step, *["not run"] * 10])
+            continue
+        a, b = by["spikeline", step], by["plain", step]
+        step_rows.append([step, a["wall_s"], a["cpu_s"], a["peak_rss_gib"], a["x_realtime"], b["wall_s"], b["cpu_s"],
+                          b["peak_rss_gib"], b["x_realtime"], f"**{a['wall_s'] / b['wall_s']:.2f}**",
+                          f"{a['cpu_s'] / b['cpu_s']:.2f}"])
+    if summary:
+        tot = summary["total_wall_s"]
+        step_rows.append(["**end to end (no sorter)**", tot["spikeline"], summary["total_cpu_s"]["spikeline"],
+                          summary["max_peak_rss_gib"]["spikeline"], round(s["duration_s"] / tot["spikeline"], 2),
+                          tot["plain"], summary["total_cpu_s"]["plain"], summary["max_peak_rss_gib"]["plain"],
+                          round(s["duration_s"] / tot["plain"], 2), f"**{summary['end_to_end_wall_ratio']:.2f}**",
+                          f"{summary['total_cpu_s']['spikeline'] / summary['total_cpu_s']['plain']:.2f}"])
+    steps = _table(["step", "spikeline wall s", "CPU s", "peak RSS GiB", "x real time", "plain wall s", "CPU s",
+                    "peak RSS GiB", "x real time", "wall ratio", "CPU ratio"], step_rows)
+    sorter_rows = []
+    for r in speed.get("sorters", []):
+        sorter_rows.append([f"`{r['sorter']}`", r["device"], r["wall_s"], r["cpu_s"], r["peak_rss_gib"],
+                            r["x_realtime"]])
+    sorters = (_table(["sorter", "device", "wall s", "CPU s", "peak RSS GiB", "x real time"], sorter_rows)
+               if sorter_rows else "No sorter was timed in this run (`--time-sorter` not given, no CUDA GPU).")
+    scale_rows = [[r["duration_s"], r["num_channels"], r["num_units"],
+                   *[r[f"{st}_wall_s"] for st in STEP_ORDER], r["total_wall_s"],
+                   round(r["total_wall_s"] / r["duration_s"], 2), r["max_peak_rss_gib"]]
+                  for r in speed.get("scaling", [])]
+    scaling = _table(["duration s", "channels", "units", *[f"{st} s" for st in STEP_ORDER], "total s",
+                      "s per recorded s", "max peak RSS GiB"], scale_rows)
+    p = speed.get("passes", {"rows": []})
+    pass_rows = [[r["side"], r["step"], r.get("passes_raw", 0.0), r.get("passes_preprocessed", 0.0)]
+                 for r in p["rows"]]
+    passes = _table(["side", "step", "passes over raw file", "passes over preprocessed binary"], pass_rows)
+    io = speed.get("io", {})
+    io_text = ""
+    if io:
+        io_text = (f"Reading the raw file once, front to back ({io['raw_bytes'] / 2**30:.2f} GiB, page cache warm: "
+                   f"the file was just written): {io['sequential_read_s']:.2f} s ({io['read_gib_per_s']:.1f} GiB/s).")
+    if "preprocess_over_read" in io:
+        io_text += f" spikeline's preprocess step took {io['preprocess_over_read']:.0f}x that."
+    return {"steps": steps, "sorters": sorters, "scaling": scaling, "passes": passes, "io": io_text}
+
+
+def linearity(speed: dict[str, Any]) -> str:
+    if "scaling" not in speed:
+        return "The scaling runs did not finish in this run."
+    rows = [r for r in speed["scaling"] if r["num_channels"] == speed["settings"]["num_channels"]]
+    rows = rows if len(rows) > 1 else [r for r in speed["scaling"] if r["num_channels"] == 96]
+    if len(rows) < 2:
+        return "Only one duration was measured per channel count; run `--grid full` for the linearity check."
+    first, last = rows[0], rows[-1]
+    growth = last["total_wall_s"] / first["total_wall_s"]
+    return (f"At {first['num_channels']} channels, going from {first['duration_s']:.0f} s to {last['duration_s']:.0f} "
+            f"s of recording (x{last['duration_s'] / first['duration_s']:.1f}) multiplied the non-sorting time by "
+            f"x{growth:.2f} and peak memory went from {first['max_peak_rss_gib']:.2f} to "
+            f"{last['max_peak_rss_gib']:.2f} GiB.")
+
+
+def targets(speed: dict[str, Any] | None, acc: dict[str, Any] | None) -> str:
+    rows = []
+    if speed and speed.get("summary"):
+        ratio = speed["summary"]["end_to_end_wall_ratio"]
+        cpu = speed["summary"]["total_cpu_s"]
+        rows.append(["end to end excluding the sorter <= 0.5x the plain script",
+                     f"wall {ratio:.2f}x, CPU {cpu['spikeline'] / cpu['plain']:.2f}x",
+                     "met" if ratio <= E2E_TARGET_RATIO else "not met"])
+    elif speed:
+        rows.append(["end to end excluding the sorter <= 0.5x the plain script", "run did not finish", "unknown"])
+    if speed:
+        peaks = [r["peak_rss_gib"] for r in speed.get("steps", []) if r["side"] == "spikeline"]
+        peaks += [r["max_peak_rss_gib"] for r in speed.get("scaling", []) if r["num_channels"] >= 384]
+        peak = max(peaks or [float("nan")])
+        rows.append([f"peak RSS of every non-sorting step < {RSS_TARGET_GIB:.0f} GiB at 384 channels",
+                     f"{peak:.2f} GiB (largest of the steps measured)",
+                     "met" if peak < RSS_TARGET_GIB else ("not met" if peaks else "unknown")])
+    if acc:
+        base = [r for r in acc["rows"] if r.get("ok") and r["sorter"] == "kilosort4"]
+        fast = {r["scenario"]: r for r in acc["rows"] if r.get("ok") and r["sorter"] == "kilosort4:cpu_fast"}
+        pairs = [(r, fast[r["scenario"]]) for r in base if r["scenario"] in fast]
+        if pairs:
+            t = sum(f["sort_wall_s"] for _, f in pairs) / sum(b["sort_wall_s"] for b, _ in pairs)
+            dw = 100 * _mean([f["well_detected_fraction"] - b["well_detected_fraction"] for b, f in pairs])
+            rows.append(["Kilosort4 `cpu_fast`: half the time, <= 2 points of well-detected units lost",
+                         f"time x{t:.2f}, {dw:+.1f} points", "met" if t <= 0.5 and dw >= -2.0 else "not met"])
+    if speed:
+        gpu = speed["machine"].get("gpu")
+        rows.append(["GPU column on a CUDA machine", gpu or "no CUDA GPU here: not run", "run" if gpu else "-"])
+    return _table(["target", "measured", "status"], rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure and document
+
+
+def plot(acc: dict[str, Any] | None, speed: dict[str, Any] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    if acc:
+        scenarios = [s for s in SCENARIO_TITLES if s in acc["settings"]["scenarios"]]
+        sorters = acc["settings"]["sorters"]
+        by = {(r["sorter"], r["scenario"]): r for r in acc["rows"] if r.get("ok")}
+        width = 0.8 / max(1, len(sorters))
+        for i, sorter in enumerate(sorters):
+            values = [100 * by[sorter, s]["well_detected_fraction"] if (sorter, s) in by else 0 for s in scenarios]
+            axes[0].bar(np.arange(len(scenarios)) + i * width, values, width, label=sorter)
+        axes[0].set_xticks(np.arange(len(scenarios)) + width * (len(sorters) - 1) / 2,
+                           [SCENARIO_TITLES[s] for s in scenarios])
+        axes[0].set_ylabel("well-detected units (%)")
+        axes[0].set_ylim(0, 105)
+        axes[0].legend(fontsize=8)
+        st = acc["settings"]
+        axes[0].set_title(f"Accuracy ({st['num_channels']} ch, {st['duration_s']:.0f} s, {st['num_units']} units)")
+    if speed:
+        by = {(r["side"], r["step"]): r["cpu_s"] for r in speed.get("steps", [])}  # steadier than wall on a shared host
+        x = np.arange(len(STEP_ORDER))
+        axes[1].bar(x - 0.2, [by.get(("spikeline", s), 0) for s in STEP_ORDER], 0.4, label="spikeline")
+        axes[1].bar(x + 0.2, [by.get(("plain", s), 0) for s in STEP_ORDER], 0.4, label="plain SpikeInterface")
+        axes[1].set_xticks(x, STEP_ORDER)
+        axes[1].set_ylabel("CPU time (s), process and workers")
+        st = speed["settings"]
+        axes[1].set_title(f"Non-sorting steps ({st['num_channels']} ch, {st['duration_s']:.0f} s)")
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_s: float | None,
+           image: str, bench_note: str | None = None) -> str:
+    out = ["# Benchmarks", "",
+           "<!-- Generated by benchmarks/report.py from benchmarks/accuracy_results.json and "
+           "benchmarks/speed_results.json: edit the prose in report.py, not here. -->", "",
+           "Two questions: does spikeline find the neurons, and how long does it take. `make bench` answers both "
+           "with the quick settings below and rewrites this page; the flags for the full-size runs are given in each "
+           "section. Older, narrower benchmarks: `benchmarks/passes.py`, `benchmarks/postprocess_memory.py`, "
+           "`benchmarks/webapp_speed.py`.", ""]
+    machine = (speed or acc or {}).get("machine", {})
+    out.append(f"Measured on: {machine.get('cpu_cores')} CPU cores, {machine.get('memory_gib', '?')} GiB, "
+               f"GPU: {machine.get('gpu') or 'none'}; Python {machine.get('python')}; "
+               f"{(speed or acc)['time'] if (speed or acc) else ''}. The machine was shared with other jobs, so "
+               "absolute times are noisy; compare the ratios, which come from the same run on the same data.")
+    for name, data in (("accuracy", acc), ("speed", speed)):
+        if data and "load_average_at_start" in data:
+            out.append(f"Load average (1, 5, 15 min) during the {name} run: {data['load_average_at_start']} at the "
+                       f"start, {data.get('load_average_at_end', 'not recorded (interrupted)')} at the end.")
+    if bench_wall_s:
+        out.append(f"\n`make bench` wall time on this machine: **{bench_wall_s / 60:.1f} min**.")
+    if bench_note:
+        out.append(f"\n{bench_note}")
+    out += ["", f"![accuracy and speed]({image})", "", "## Targets", "", targets(speed, acc), ""]
+    if acc:
+        st = acc["settings"]
+        paper, detail = accuracy_tables(acc)
+        out += ["## Accuracy against ground truth", "",
+                f"`benchmarks/accuracy.py`: {st['num_units']} ground-truth units on a Neuropixels 1.0 geometry "
+                f"({st['num_channels']} channels), {st['duration_s']:.0f} s, generated by SpikeInterface's "
+                "`generate_drifting_recording`, written as a SpikeGLX session and run through "
+                "`spikeline.pipeline.run_pipeline` like user data (default configuration; NWB export off; "
+                "`min_drift_channels: 0` so each sorter's own drift correction is on). Scenarios: no drift; slow "
+                "drift (one triangular cycle of +-20 um over the recording); fast drift (triangular +-10 um, period "
+                "5 s); step drift (jumps of 30 um every quarter to third of the recording). A ground-truth unit is "
+                "*well detected* when its accuracy is >= 0.8; SUA precision is the fraction of curated units "
+                "labelled SUA (`decoder_label`) that match a well-detected ground-truth unit.", "",
+                f"Not installed here (left out): {st['not_installed']}." if st.get("not_installed") else "",
+                "Well-detected units per drift scenario (the form of the Kilosort4 paper's table):", "", paper, "",
+                "Details:", "", detail, "",
+                "Full table: `python benchmarks/accuracy.py --duration-s 600 --num-channels 384 --num-units 100 "
+                "--sorters kilosort4 kilosort4:cpu_fast spykingcircus2 tridesclous2 mountainsort5` (hours on CPU: "
+                "see /work/shared/reference/measured-here.md for Kilosort4 on 384 channels).", "",
+                "## Kilosort4 on CPU: where the time goes, and `cpu_fast`", "", ks4_section(acc), "",
+                CPU_FAST_PROSE, ""]
+    if speed:
+        st = speed["settings"]
+        tables = speed_tables(speed)
+        out += ["## Speed and memory against a plain SpikeInterface script", "",
+                f"`benchmarks/speed.py`: one SpikeGLX session, {st['num_channels']} channels x "
+                f"{st['duration_s']:.0f} s, {st['num_units']} units, n_jobs={st['n_jobs']}. Each step runs in a "
+                "fresh Python process, alternating spikeline / plain step by step; peak RSS is the summed resident "
+                "memory of the process and its workers (sampled every 0.1 s), CPU time includes the workers. The "
+                "plain side is `benchmarks/plain_si.py`: the AIND pipeline's default parameters written "
+                "straightforwardly (preprocess and save, compute motion; analyzer, redundant units removed, a second "
+                "analyzer, extensions and metrics, saved as zarr; default_qc, bombcell and SLAy merge suggestions; "
+                "neuroconv NWB). Visualization is left out on both sides.", "",
+                "**The sorter is left out of the comparison**: both sides postprocess the same sorting (the "
+                "ground-truth spike trains stand in for the sorter's output), because the sorter takes the same time "
+                "whoever calls it and Kilosort4 on 384 channels on this CPU takes about an hour. The sorter table "
+                "below times one run when `--time-sorter` is given, and Kilosort4 on the GPU when CUDA is present.",
+                "", tables["steps"], "", "Sorter (timed once, same for both sides):", "", tables["sorters"], "",
+                "GPU column: the script adds a `cuda` row (Kilosort4, `torch_device: cuda`) automatically when "
+                "`torch.cuda.is_available()`; it was not run here (no GPU on this machine).", "",
+                "### Scaling (spikeline, non-sorting steps)", "", tables["scaling"], "", linearity(speed), "",
+                "Full grid: `python benchmarks/speed.py --grid full` (30/60/120/300 s at 384 channels, 96/192/384 "
+                "channels at 60 s).", "",
+                (f"### Full passes over the data ({speed['passes']['num_channels']} ch x "
+                 f"{speed['passes']['duration_s']:.0f} s, one worker)" if "passes" in speed else
+                 "### Full passes over the data (not measured in this run)"), "", tables["passes"], "", tables["io"], "",
+                SPEED_PROSE, ""]
+    return "\n".join(out).replace("\n\n\n", "\n\n")
+
+
+CPU_FAST_PROSE = """How the profile is taken: Kilosort4 logs the time of each of its stages; the table above averages them
+over the `kilosort4` runs of this benchmark. The same logs from the 40 other Kilosort4 runs made on this machine on
+the day of the measurement (tests and demos, 32 channels, drift correction off, 10 to 60 s) say the same: for 20 to
+60 s recordings the first spike detection with the universal templates (`spikedetect.run`) took 82 to 93 % of
+Kilosort4's time (60 s recordings: 101 to 124 s of 115 to 140 s); clustering and the second extraction with the
+learned templates take the rest. When drift correction is on, the drift estimate runs that detection once more.
+The detection convolves each batch with the `n_templates` universal templates (6) and matches them at every template
+position for every one of `template_sizes` spatial sizes (5). The `cpu_fast` candidate
+(`benchmarks/accuracy.py --sorters kilosort4 kilosort4:cpu_fast`; `CANDIDATE_PRESETS` there) sets `n_templates: 3,
+template_sizes: 2`, a fifth of that matching work and half the convolution. Both names are Kilosort 4.1.7
+parameters, checked through `spikeinterface.sorters.get_default_sorter_params("kilosort4")`. It becomes a
+configuration preset only once the trade-off measured here meets the target (half the time, at most 2 points of
+well-detected units lost); until then, the same settings can be given by hand as
+`spikesorting: {sorter_params: {kilosort4: {n_templates: 3, template_sizes: 2}}}`.
+
+Sharing the cores hurts Kilosort4 on CPU far more than the other steps: the same 10 s, 32-channel run took 9 to
+13 s on a quiet machine and 220 to 350 s while other jobs kept the load average above 10 (detection 5 s against
+194 to 329 s), a 20 to 40-fold slowdown. Times taken on a loaded machine are not comparable with quiet ones; the
+ratios in this page compare runs made side by side."""
+
+SPEED_PROSE = """Reading the tables: a ratio below 1 means spikeline is faster on that step. On a shared machine the
+CPU ratio (process and workers) is the steadier of the two: wall time also counts the time spent waiting for a core. Both sides do the
+same computations with the same SpikeInterface functions, so most of the time is the same library code; the
+differences are in the orchestration: the plain script builds a first analyzer only to drop redundant units and then
+a second one (templates computed twice), keeps the analyzer in memory and copies it to zarr at the end, while
+spikeline builds one analyzer on disk and removes redundant units at curation. spikeline's preprocessing writes one
+binary and estimates motion on it, like the plain script, so it makes the same passes."""
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accuracy", type=Path, default=Path("benchmarks/accuracy_results.json"))
+    parser.add_argument("--speed", type=Path, default=Path("benchmarks/speed_results.json"))
+    parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--image", type=Path, default=Path("docs/images/benchmarks.png"))
+    parser.add_argument("--bench-wall-s", type=float, default=None, help="measured make bench wall time")
+    parser.add_argument("--bench-note", default=None, help="a note on how the results were obtained (kept)")
+    args = parser.parse_args(argv)
+    acc = json.loads(args.accuracy.read_text()) if args.accuracy.exists() else None
+    speed = json.loads(args.speed.read_text()) if args.speed.exists() else None
+    bench_wall_s = args.bench_wall_s
+    wall_file = args.speed.parent / "bench_wall.json"
+    saved = json.loads(wall_file.read_text()) if wall_file.exists() else {}
+    fresh_run = args.bench_wall_s is not None  # a new make bench run: an old note no longer applies
+    bench_note = args.bench_note if args.bench_note is not None else (None if fresh_run else saved.get("note"))
+    if bench_wall_s is None:
+        bench_wall_s = saved.get("make_bench_wall_s")
+    wall_file.write_text(json.dumps({"make_bench_wall_s": bench_wall_s, "note": bench_note}) + "\n")
+    plot(acc, speed, args.image)
+    image = Path("images") / args.image.name
+    args.doc.write_text(render(acc, speed, bench_wall_s, str(image), bench_note))
+    print(f"wrote {args.doc} and {args.image}")
+
+
+if __name__ == "__main__":
+    main()
