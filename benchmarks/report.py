@@ -305,7 +305,7 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_
                 "Details:", "", detail, "",
                 "Full table: `python benchmarks/accuracy.py --duration-s 600 --num-channels 384 --num-units 100 "
                 "--sorters kilosort4 kilosort4:cpu_fast spykingcircus2 tridesclous2 mountainsort5` (hours on CPU: "
-                "see /work/shared/reference/measured-here.md for Kilosort4 on 384 channels).", "",
+                "see ../shared/reference/measured-here.md for Kilosort4 on 384 channels).", "",
                 "## Kilosort4 on CPU: where the time goes, and `cpu_fast`", "", ks4_section(acc), "",
                 CPU_FAST_PROSE, ""]
     if speed:
