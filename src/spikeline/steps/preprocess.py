@@ -46,14 +46,30 @@ def flat_channel_ids(recording, num_chunks: int = 20, chunk_size: int = 3000) ->
     return [c for c, std in zip(recording.channel_ids, chunks.std(axis=0)) if std == 0]
 
 
-def channel_labels(recording, detect_kwargs: dict[str, Any]) -> dict[str, str]:
-    """``good`` / ``dead`` / ``noise`` / ``out`` per channel id (IBL detector, plus flat channels as dead)."""
+def channel_labels(recording, raw_recording, detect_kwargs: dict[str, Any]) -> dict[str, str]:
+    """``good`` / ``dead`` / ``noise`` / ``out`` per channel id (IBL detector, plus flat channels as dead).
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The filtered recording the IBL detector labels.
+    raw_recording : BaseRecording
+        The same channels before any processing, checked for exactly flat channels (reading it costs no filtering,
+        and a channel that is constant on disk stays constant through phase shift and filters).
+    detect_kwargs : dict
+        ``spikeinterface.preprocessing.detect_bad_channels`` arguments.
+
+    Returns
+    -------
+    dict
+        Label per channel id (as a string).
+    """
     import spikeinterface.preprocessing as spre
 
     _, labels = spre.detect_bad_channels(recording, **detect_kwargs)
     result = {str(ch): str(label) for ch, label in zip(recording.channel_ids, labels)}
     # a channel that is exactly flat gives NaN coherence, which the IBL detector labels good: call it dead
-    for channel_id in flat_channel_ids(recording):
+    for channel_id in flat_channel_ids(raw_recording):
         result[str(channel_id)] = "dead"
     return result
 
@@ -95,7 +111,7 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
 
     p = ctx.config.preprocessing
     job = json.loads(inputs["job"].read_text())
-    recording = si.load(job["recording"])
+    recording = raw_recording = si.load(job["recording"])
     applied = []
 
     # 1. integer format and ADC phase
@@ -114,8 +130,9 @@ def run(ctx: StepContext, inputs: dict[str, Path], output: Path) -> dict[str, An
 
     # 3. bad channels
     detect_kwargs = dict(p.detect_bad_channels)
-    detect_kwargs.setdefault("job_kwargs", {"progress_bar": ctx.job_kwargs["progress_bar"]})
-    labels = channel_labels(recording, detect_kwargs)
+    # the detector reads its random chunks (100 x 0.3 s by default) through the whole filter chain: in parallel
+    detect_kwargs.setdefault("job_kwargs", dict(ctx.job_kwargs))
+    labels = channel_labels(recording, raw_recording, detect_kwargs)
     counts = dict(Counter(labels.values()))
     num_channels = recording.get_num_channels()
     bad_ids = [c for c in recording.channel_ids if labels[str(c)] != "good"]
