@@ -44,6 +44,9 @@ DEFAULT_SORTERS = ("kilosort4",)
 #: Candidate parameter sets, named ``sorter:preset`` on the command line and passed as sorter parameters. One becomes
 #: a configuration preset only once this benchmark shows it meets its target (see docs/benchmarks.md).
 CANDIDATE_PRESETS = {"kilosort4": {"cpu_fast": {"n_templates": 3, "template_sizes": 2}}}
+#: A ground-truth unit counts as *detectable* from this signal-to-noise ratio (SpikeInterface's ``snr`` metric on the
+#: highpassed recording without drift); units below it are at the noise floor for any sorter.
+DETECTABLE_SNR = 5.0
 #: Kilosort4's log lines with a stage time: "<what> in 12.3s; total ..." (kilosort.run_kilosort).
 KS4_STAGE = re.compile(r"INFO\s+(?P<what>.+?),? in (?P<seconds>[0-9.]+)s; total")
 
@@ -66,9 +69,24 @@ def displacement_kwargs(scenario: str, duration_s: float) -> dict[str, Any]:
             "drift_stop_um": [0, -amplitude_um], "drift_step_um": 1, "motion_list": [motion]}
 
 
+def ground_truth_snr(recording, sorting) -> dict[str, float]:
+    """Each ground-truth unit's signal-to-noise ratio (SpikeInterface's ``snr``) on the 300 Hz highpassed recording."""
+    import spikeinterface as si
+    import spikeinterface.preprocessing as spre
+
+    analyzer = si.create_sorting_analyzer(sorting, spre.highpass_filter(recording, freq_min=300.0), sparse=False,
+                                          format="memory", return_in_uV=False)
+    analyzer.compute(["random_spikes", "templates", "noise_levels"], progress_bar=False)
+    snr = analyzer.compute("quality_metrics", metric_names=["snr"], progress_bar=False).get_data()["snr"]
+    return {str(unit): round(float(value), 2) for unit, value in snr.items()}
+
+
 def write_scenario(folder: Path, scenario: str, duration_s: float, num_channels: int, num_units: int,
-                   seed: int) -> tuple[Path, Path]:
-    """Write one scenario as a SpikeGLX session; return (session folder, ground-truth folder)."""
+                   seed: int) -> tuple[Path, Path, dict[str, float]]:
+    """Write one scenario as a SpikeGLX session; return (session folder, ground-truth folder, units' SNR).
+
+    The SNR is measured on the recording without drift (the same units, templates and noise).
+    """
     from spikeinterface.core import NumpyFolderSorting
     from spikeinterface.generation import generate_drifting_recording
 
@@ -84,7 +102,7 @@ def write_scenario(folder: Path, scenario: str, duration_s: float, num_channels:
     write_ap_stream(recording, ap_bin_path(folder / "raw", run_name))
     gt_dir = folder / "ground_truth"
     NumpyFolderSorting.write_sorting(truth, gt_dir / stream_name(0, "imec0.ap", 0), overwrite=True)
-    return folder / "raw" / f"{run_name}_g0", gt_dir
+    return folder / "raw" / f"{run_name}_g0", gt_dir, ground_truth_snr(static, truth)
 
 
 def sorter_config(spec: str, n_jobs: int, sorter_drift_correction: bool = False) -> dict[str, Any]:
@@ -112,15 +130,15 @@ def ks4_stage_times(results_dir: Path, stream: str) -> dict[str, float]:
     return stages
 
 
-def run_one(workdir: Path, scenario: str, spec: str, session: tuple[Path, Path], n_jobs: int,
+def run_one(workdir: Path, scenario: str, spec: str, session: tuple[Path, Path, dict[str, float]], n_jobs: int,
             sorter_drift_correction: bool = False) -> dict[str, Any]:
     """Run the pipeline on one scenario with one sorter and score it."""
     from spikeline.config import build_config
-    from spikeline.evaluate import evaluate_results
+    from spikeline.evaluate import WELL_DETECTED_SCORE, evaluate_results
     from spikeline.pipeline import run_pipeline
     from spikeline.provenance import read_json
 
-    data_dir, gt_dir = session
+    data_dir, gt_dir, snr = session
     results = workdir / f"results_{scenario}_{spec.replace(':', '_')}"
     shutil.rmtree(results, ignore_errors=True)
     t0 = time.perf_counter()
@@ -133,6 +151,11 @@ def run_one(workdir: Path, scenario: str, spec: str, session: tuple[Path, Path],
     (stream, scores), = evaluate_results(results, gt_dir).items()
     sort_record = read_json(results / "provenance" / stream / "sort.json") or {}
     row.update(scores)
+    detectable = [u for u, value in snr.items() if value >= DETECTABLE_SNR]
+    row["gt_snr"] = snr
+    row["num_detectable_gt_units"] = len(detectable)
+    row["num_well_detected_detectable"] = sum(scores["accuracy_per_gt_unit"].get(u, 0.0) >= WELL_DETECTED_SCORE
+                                              for u in detectable)
     row["sort_wall_s"] = sort_record.get("duration_s")
     row["sort_peak_rss_gib"] = sort_record.get("peak_rss_gib")
     row["sorter_kwargs"] = (sort_record.get("outputs") or {}).get("sorter_kwargs")
@@ -190,7 +213,8 @@ def main(argv=None) -> None:
             for spec in sorters:
                 row = run_one(workdir, scenario, spec, session, args.n_jobs, args.sorter_drift_correction)
                 rows.append(row)
-                keys = ("scenario", "sorter", "num_well_detected", "num_gt_units", "num_false_positive_units",
+                keys = ("scenario", "sorter", "num_well_detected", "num_gt_units", "num_well_detected_detectable",
+                        "num_detectable_gt_units", "num_false_positive_units",
                         "sua_precision", "sort_wall_s")
                 print({k: row.get(k) for k in keys}, flush=True)
                 result["wall_s"] = round(time.perf_counter() - t_start, 1)

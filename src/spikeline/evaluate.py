@@ -31,9 +31,10 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
     dict
         ``num_gt_units``, ``num_well_detected``, ``well_detected_fraction``, ``mean_accuracy``,
         ``mean_precision``, ``mean_recall``, ``num_units``, ``num_false_positive_units``,
-        ``num_redundant_units`` and, with ``default_qc``, ``num_units_passing_qc`` and
-        ``qc_precision`` (fraction of QC-passing units matched to a well-detected ground-truth unit); with
-        ``decoder_label``, ``num_sua_units`` and ``sua_precision`` (the same fraction for units labelled SUA).
+        ``num_redundant_units``, ``accuracy_per_gt_unit`` (ground-truth unit id, as a string, to its accuracy)
+        and, with ``default_qc``, ``num_units_passing_qc`` and ``qc_precision`` (fraction of QC-passing units
+        matched to a well-detected ground-truth unit); with ``decoder_label``, ``num_sua_units`` and
+        ``sua_precision`` (the same fraction for units labelled SUA).
     """
     from spikeinterface.comparison import compare_sorter_to_ground_truth
 
@@ -52,6 +53,7 @@ def compare_to_ground_truth(gt_sorting, sorting, well_detected_score: float = WE
         "num_units": int(sorting.get_num_units()),
         "num_false_positive_units": len(comparison.get_false_positive_units()),
         "num_redundant_units": len(comparison.get_redundant_units()),
+        "accuracy_per_gt_unit": {str(u): round(float(a), 4) for u, a in performance["accuracy"].items()},
     }
     if "default_qc" in sorting.get_property_keys():
         passing = [u for u, ok in zip(sorting.unit_ids, sorting.get_property("default_qc")) if ok]

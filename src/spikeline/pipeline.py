@@ -38,7 +38,7 @@ from .layout import export_group
 from .metadata import load_session_metadata
 from .provenance import (STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, write_data_description, write_processing_json,
                          write_visualization_output)
-from .steps import SESSION_STEPS, STEPS, StepContext, execute_step
+from .steps import SESSION_STEPS, STEPS, StepContext, execute_step, step_by_name
 from .steps import dispatch, nwb
 from .status import session_step_status, stream_status
 from .steps.base import default_progress_bar, step_state
@@ -212,10 +212,10 @@ def run_step(layout: ResultsLayout, stream: str, step_name: str, config: Pipelin
     StepFailed
         When the step raised (its record and log say why).
     """
-    steps = {step.name: step for step in (*STEPS, *SESSION_STEPS)}
-    if step_name not in steps:
-        raise SpikelineError(f"unknown step '{step_name}'; steps are: {sorted(steps)}")
-    step = steps[step_name]
+    try:
+        step = step_by_name(step_name)
+    except KeyError as exc:
+        raise SpikelineError(exc.args[0]) from None
     kwargs = job_kwargs(config)
     if step.scope == "group":
         members = group_members(layout, stream, config)

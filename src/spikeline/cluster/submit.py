@@ -33,7 +33,7 @@ from ..config import PipelineConfig
 from ..errors import SpikelineError
 from ..layout import ResultsLayout, cluster_dir, export_group
 from ..provenance import STATUS_FAILED, STATUS_RUNNING, STATUS_SKIPPED, atomic_write_json, now_iso, read_json
-from ..steps import SESSION_STEPS, STEPS, StepContext
+from ..steps import SESSION_STEPS, STEPS, StepContext, step_by_name
 from ..steps.base import Step, step_state
 from .profile import ClusterProfile, job_resources, probe_hours, uses_gpu
 
@@ -273,7 +273,6 @@ def record_unfinished_jobs(layouts: dict[str, ResultsLayout], config: PipelineCo
     list of str
         The job ids given a ``failed`` record.
     """
-    steps = {step.name: step for step in (*STEPS, *SESSION_STEPS)}
     blocked: set[tuple[str, str]] = set()
     marked = []
     for job_id, job in jobs.items():
@@ -282,7 +281,8 @@ def record_unfinished_jobs(layouts: dict[str, ResultsLayout], config: PipelineCo
             continue
         layout = layouts[session]
         ctx = StepContext(stream=stream, layout=layout, config=config)
-        if steps[name].scope == "stream" and step_state(steps[name], ctx) is not None:
+        step = step_by_name(name)
+        if step.scope == "stream" and step_state(step, ctx) is not None:
             continue
         blocked.add((session, stream))
         record_path = layout.step_record(name, stream)

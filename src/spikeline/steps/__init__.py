@@ -8,4 +8,12 @@ STEPS: tuple[Step, ...] = (preprocess.STEP, sort.STEP, postprocess.STEP, curate.
 #: Session-level steps, run once per group of streams (block and recording) after every stream is done.
 SESSION_STEPS: tuple[Step, ...] = (nwb.STEP,)
 
-__all__ = ["STEPS", "SESSION_STEPS", "Step", "StepContext", "StreamSkipped", "execute_step"]
+
+def step_by_name(name: str) -> Step:
+    """The stream or session step called ``name``; a ``KeyError`` naming the valid steps otherwise."""
+    for step in (*STEPS, *SESSION_STEPS):
+        if step.name == name:
+            return step
+    raise KeyError(f"unknown step '{name}'; steps are: {sorted(s.name for s in (*STEPS, *SESSION_STEPS))}")
+
+__all__ = ["STEPS", "SESSION_STEPS", "step_by_name", "Step", "StepContext", "StreamSkipped", "execute_step"]

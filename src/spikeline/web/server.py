@@ -18,7 +18,6 @@ import mimetypes
 import secrets
 import threading
 import traceback
-from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
