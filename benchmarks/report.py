@@ -395,6 +395,11 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_
                 _accuracy_runs(acc), "",
                 "Well-detected units per drift scenario (the form of the Kilosort4 paper's table):", "", paper, "",
                 "Details:", "", detail, "",
+                "The quick recordings (a few dozen channels, a minute) are too small and too short to rank sorters: "
+                "Kilosort4's clustering in particular gains from longer recordings (on the no-drift recording of "
+                "this seed, measured on 2026-11-22, it found 3/16 units at 20 s and 8/16 at 60 s). They check that "
+                "every sorter runs through the pipeline and show what drift without correction costs; rank sorters "
+                "on the full table.", "",
                 "Full table: `python benchmarks/accuracy.py --duration-s 600 --num-channels 384 --num-units 100 "
                 "--sorters kilosort4 spykingcircus2 tridesclous2 mountainsort5` (hours on CPU: "
                 "see ../shared/reference/measured-here.md for Kilosort4 on 384 channels).", "",
