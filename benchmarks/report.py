@@ -110,19 +110,28 @@ def accuracy_tables(acc: dict[str, Any]) -> str:
                                 r["mean_accuracy"], r["mean_precision"], r["mean_recall"], r["num_units"],
                                 r["num_false_positive_units"], r["num_redundant_units"], sua,
                                 _fmt(r.get("sort_wall_s"), 0)])
-    detail = _table(["sorter", "scenario", "well detected (of detectable)", "mean accuracy", "mean precision", "mean recall",
-                     "units found", "false-positive units", "redundant units", "SUA precision (n SUA)",
+    detail = _table(["sorter", "scenario", "well detected (of detectable)", "mean accuracy", "mean precision",
+                     "mean recall", "units found", "false-positive units", "redundant units", "SUA precision (n SUA)",
                      "sorter wall s"], detail_rows)
     return paper, detail
 
 
-def preset_pairs(study: dict[str, Any] | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(default, cpu_fast) Kilosort4 rows of the same scenario from the ``cpu_fast`` study."""
+def preset_tradeoff(study: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``cpu_fast`` study's (default, cpu_fast) Kilosort4 rows per scenario, summed sorter times, mean
+    well-detected percentages and whether the target (half the time, at most 2 points lost) is met."""
     if not study:
-        return []
+        return None
     base = {r["scenario"]: r for r in study["rows"] if r.get("ok") and r["sorter"] == "kilosort4"}
     fast = {r["scenario"]: r for r in study["rows"] if r.get("ok") and r["sorter"] == "kilosort4:cpu_fast"}
-    return [(base[s], fast[s]) for s in SCENARIO_TITLES if s in base and s in fast]
+    pairs = [(base[s], fast[s]) for s in SCENARIO_TITLES if s in base and s in fast]
+    if not pairs:
+        return None
+    t_base = sum(b["sort_wall_s"] for b, _ in pairs)
+    t_fast = sum(f["sort_wall_s"] for _, f in pairs)
+    w_base = 100 * _mean([b["well_detected_fraction"] for b, _ in pairs])
+    w_fast = 100 * _mean([f["well_detected_fraction"] for _, f in pairs])
+    return {"pairs": pairs, "t_base": t_base, "t_fast": t_fast, "w_base": w_base, "w_fast": w_fast,
+            "meets": t_fast <= 0.5 * t_base and w_base - w_fast <= 2.0}
 
 
 def ks4_section(acc: dict[str, Any], study: dict[str, Any] | None) -> str:
@@ -138,13 +147,10 @@ def ks4_section(acc: dict[str, Any], study: dict[str, Any] | None) -> str:
     profile = _table(["Kilosort4 stage (its own log)", "mean s", "share"],
                      [[stage, _mean(v), f"{100 * _mean(v) / total:.0f} %"] for stage, v in stages.items()])
     text = [profile]
-    pairs = preset_pairs(study)
-    if pairs:
+    trade = preset_tradeoff(study)
+    if trade:
         st = study["settings"]
-        t_base = sum(b["sort_wall_s"] for b, _ in pairs)
-        t_fast = sum(f["sort_wall_s"] for _, f in pairs)
-        w_base = 100 * _mean([b["well_detected_fraction"] for b, _ in pairs])
-        w_fast = 100 * _mean([f["well_detected_fraction"] for _, f in pairs])
+        t_base, t_fast, w_base, w_fast = trade["t_base"], trade["t_fast"], trade["w_base"], trade["w_fast"]
         drift = "on" if st.get("sorter_drift_correction", True) else "off"
         text.append(f"The `cpu_fast` study (`benchmarks/ks4_cpu_fast_results.json`, {study['time']}: "
                     f"{st['num_channels']} channels, {st['duration_s']:.0f} s, {st['num_units']} units, Kilosort4's "
@@ -152,8 +158,8 @@ def ks4_section(acc: dict[str, Any], study: dict[str, Any] | None) -> str:
         text.append(_table(["scenario", "default: well / sorter s", "cpu_fast: well / sorter s"],
                            [[SCENARIO_TITLES[b["scenario"]], f"{b['num_well_detected']}/{b['num_gt_units']} / "
                              f"{b['sort_wall_s']:.0f}", f"{f['num_well_detected']}/{f['num_gt_units']} / "
-                             f"{f['sort_wall_s']:.0f}"] for b, f in pairs]))
-        verdict = ("meets" if t_fast <= 0.5 * t_base and w_base - w_fast <= 2.0 else "does not meet")
+                             f"{f['sort_wall_s']:.0f}"] for b, f in trade["pairs"]]))
+        verdict = "meets" if trade["meets"] else "does not meet"
         text.append(f"Trade-off over these scenarios: sorter time x{t_fast / t_base:.2f} "
                     f"({t_base:.0f} s -> {t_fast:.0f} s), well-detected units {w_base:.1f} % -> {w_fast:.1f} % "
                     f"({w_fast - w_base:+.1f} percentage points). The candidate **{verdict}** the target "
@@ -250,10 +256,8 @@ def linearity(speed: dict[str, Any]) -> str:
 
 def _accuracy_runs(acc: dict[str, Any]) -> str:
     """Which run each sorter's rows come from."""
-    runs = acc.get("runs") or [{"time": acc["time"], "sorters": acc["settings"]["sorters"], "wall_s": acc.get("wall_s"),
-                                "load_average_at_start": acc.get("load_average_at_start")}]
     parts = []
-    for i, run in enumerate(runs):
+    for i, run in enumerate(acc["runs"]):  # written by merge_accuracy
         names = ", ".join(f"`{s}`" for s in run["sorters"])
         where = ("`make bench` (`benchmarks/accuracy_results.json`)" if i == 0 else
                  "`python benchmarks/accuracy.py --sorters ... --output benchmarks/accuracy_more_sorters_results.json`"
@@ -292,13 +296,11 @@ def targets(speed: dict[str, Any] | None, study: dict[str, Any] | None) -> str:
         rows.append([f"peak RSS of every non-sorting step < {RSS_TARGET_GIB:.0f} GiB at 384 channels",
                      f"{peak:.2f} GiB (largest of the steps measured)",
                      "met" if peak < RSS_TARGET_GIB else ("not met" if peaks else "unknown")])
-    pairs = preset_pairs(study)
-    if pairs:
-        t = sum(f["sort_wall_s"] for _, f in pairs) / sum(b["sort_wall_s"] for b, _ in pairs)
-        dw = 100 * _mean([f["well_detected_fraction"] - b["well_detected_fraction"] for b, f in pairs])
+    trade = preset_tradeoff(study)
+    if trade:
         rows.append(["Kilosort4 `cpu_fast`: half the time, <= 2 points of well-detected units lost",
-                     f"time x{t:.2f}, {dw:+.1f} points (the `cpu_fast` study)",
-                     "met" if t <= 0.5 and dw >= -2.0 else "not met"])
+                     f"time x{trade['t_fast'] / trade['t_base']:.2f}, {trade['w_fast'] - trade['w_base']:+.1f} points "
+                     "(the `cpu_fast` study)", "met" if trade["meets"] else "not met"])
     if speed:
         gpu = speed["machine"].get("gpu")
         rows.append(["GPU column on a CUDA machine", gpu or "no CUDA GPU here: not run", "run" if gpu else "-"])

@@ -289,6 +289,19 @@ def time_sorters(root: Path, data_dir: Path, duration_s: float, n_jobs: int, sor
     return rows
 
 
+def scaling_row(duration_s: float, num_channels: int, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One row of the scaling table from spikeline's measurements of each non-sorting step."""
+    row: dict[str, Any] = {"duration_s": duration_s, "num_channels": num_channels,
+                           "num_units": num_units_for(num_channels)}
+    for step in NON_SORTING_STEPS:
+        for key in ("wall_s", "peak_rss_gib", "peak_anon_gib"):
+            row[f"{step}_{key}"] = results[step][key]
+    row["total_wall_s"] = round(sum(row[f"{s}_wall_s"] for s in NON_SORTING_STEPS), 1)
+    row["max_peak_rss_gib"] = max(row[f"{s}_peak_rss_gib"] for s in NON_SORTING_STEPS)
+    row["max_peak_anon_gib"] = max(row[f"{s}_peak_anon_gib"] for s in NON_SORTING_STEPS)
+    return row
+
+
 def scaling_rows(workdir: Path, grid: list[tuple[float, int]], n_jobs: int) -> list[dict[str, Any]]:
     """spikeline's non-sorting steps for each (duration, channels) of the grid."""
     rows = []
@@ -296,17 +309,9 @@ def scaling_rows(workdir: Path, grid: list[tuple[float, int]], n_jobs: int) -> l
         root = workdir / f"scale_{int(duration_s)}s_{num_channels}ch"
         data_dir = make_session(root, duration_s, num_channels)
         base = {"root": str(root), "data_dir": str(data_dir), "n_jobs": n_jobs, "side": "spikeline"}
-        row: dict[str, Any] = {"duration_s": duration_s, "num_channels": num_channels,
-                               "num_units": num_units_for(num_channels)}
-        for step in ("preprocess", "sort_fixed", "postprocess", "curate", "nwb"):
-            result = measure({**base, "step": step})
-            if step != "sort_fixed":
-                row[f"{step}_wall_s"] = result["wall_s"]
-                row[f"{step}_peak_rss_gib"] = result["peak_rss_gib"]
-                row[f"{step}_peak_anon_gib"] = result["peak_anon_gib"]
-        row["total_wall_s"] = round(sum(row[f"{s}_wall_s"] for s in NON_SORTING_STEPS), 1)
-        row["max_peak_rss_gib"] = max(row[f"{s}_peak_rss_gib"] for s in NON_SORTING_STEPS)
-        row["max_peak_anon_gib"] = max(row[f"{s}_peak_anon_gib"] for s in NON_SORTING_STEPS)
+        results = {step: measure({**base, "step": step})
+                   for step in ("preprocess", "sort_fixed", "postprocess", "curate", "nwb")}
+        row = scaling_row(duration_s, num_channels, results)
         print(f"  scaling {duration_s:.0f} s x {num_channels} ch: {row['total_wall_s']:.1f} s, "
               f"peak {row['max_peak_rss_gib']:.2f} GiB", flush=True)
         rows.append(row)
@@ -405,16 +410,8 @@ def main(argv=None) -> None:
         save()
         shutil.rmtree(root, ignore_errors=True)
         grid = {"quick": QUICK_GRID, "full": FULL_GRID, "none": []}[args.grid]
-        main_row = {"duration_s": args.duration_s, "num_channels": args.num_channels,
-                    "num_units": num_units_for(args.num_channels),
-                    **{f"{s}_wall_s": next(r["wall_s"] for r in rows if r["side"] == "spikeline" and r["step"] == s)
-                       for s in NON_SORTING_STEPS},
-                    **{f"{s}_peak_{kind}_gib": next(r[f"peak_{kind}_gib"] for r in rows
-                                                    if r["side"] == "spikeline" and r["step"] == s)
-                       for s in NON_SORTING_STEPS for kind in ("rss", "anon")}}
-        main_row["total_wall_s"] = round(sum(main_row[f"{s}_wall_s"] for s in NON_SORTING_STEPS), 1)
-        main_row["max_peak_rss_gib"] = max(main_row[f"{s}_peak_rss_gib"] for s in NON_SORTING_STEPS)
-        main_row["max_peak_anon_gib"] = max(main_row[f"{s}_peak_anon_gib"] for s in NON_SORTING_STEPS)
+        main_row = scaling_row(args.duration_s, args.num_channels,
+                               {r["step"]: r for r in rows if r["side"] == "spikeline"})
         result["scaling"] = sorted([main_row, *scaling_rows(workdir, grid, args.n_jobs)],
                                    key=lambda r: (r["num_channels"], r["duration_s"]))
         save()

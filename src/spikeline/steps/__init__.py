@@ -16,4 +16,5 @@ def step_by_name(name: str) -> Step:
             return step
     raise KeyError(f"unknown step '{name}'; steps are: {sorted(s.name for s in (*STEPS, *SESSION_STEPS))}")
 
+
 __all__ = ["STEPS", "SESSION_STEPS", "step_by_name", "Step", "StepContext", "StreamSkipped", "execute_step"]
