@@ -208,3 +208,42 @@ def test_token_and_host_checks(results):
 def test_cli_view_help():
     result = CliRunner().invoke(main, ["view", "--help"])
     assert result.exit_code == 0 and "--host" in result.output and "--port" in result.output
+
+
+def test_a_stream_first_asked_by_many_requests_at_once_is_loaded_once(webapp_results_source, monkeypatch):
+    """The browser opens a stream with several requests at once; they must share one load, and all file reads
+    of a server go through one lock (CPython 3.11 fails with "AST constructor recursion depth mismatch" when
+    two threads parse ``.npy`` headers together: CI saw it once on /api/units)."""
+    import threading
+
+    from spikeline.web import data
+
+    loads = []
+
+    class CountedStreamData(data.StreamData):
+        def __init__(self, *args, **kwargs):
+            loads.append(threading.get_ident())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(data, "StreamData", CountedStreamData)
+    srv = ViewerServer(webapp_results_source, port=0).start()  # reads only
+    try:
+        paths = ["/api/stream", "/api/units", "/api/drift", "/api/curation"] * 3
+        statuses = []
+        barrier = threading.Barrier(len(paths))
+
+        def ask(path):
+            barrier.wait()
+            statuses.append(request(srv, path, q())[0])
+
+        threads = [threading.Thread(target=ask, args=(p,)) for p in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert statuses == [200] * len(paths)
+        assert len(loads) == 1
+        stream = srv.app.index.stream(".", STREAM)
+        assert stream.io_lock is srv.app.index._io_lock
+    finally:
+        srv.stop()

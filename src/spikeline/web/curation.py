@@ -275,7 +275,7 @@ class ManualCuration:
 
         from .apply_nwb import nwb_settings, write_manual_nwb
 
-        with self._lock:
+        with self._lock, self.stream.io_lock:  # io_lock: see StreamData
             state = self._state()
             document = state["curation"]
             sorting = si.load(self.stream.curated_dir)

@@ -177,19 +177,26 @@ class StreamData:
         The session folder.
     stream : str
         Stream name (a job of that session).
+    io_lock : threading.RLock | None
+        Held around every read of SpikeInterface/numpy files (shared by all streams of a server). On
+        Python 3.11 two threads parsing ``.npy`` headers at once can fail with "SystemError: AST constructor
+        recursion depth mismatch" (CPython gh-106905: the AST recursion counter is shared between threads),
+        so the server's threads must not load files concurrently. Default: a lock of this stream only.
     """
 
-    def __init__(self, session_dir: Path, stream: str):
+    def __init__(self, session_dir: Path, stream: str, io_lock: threading.RLock | None = None):
         import spikeinterface as si
 
+        self.io_lock = io_lock if io_lock is not None else threading.RLock()
         self.layout = ResultsLayout(session_dir)
         self.stream = stream
         self.curated_dir = self.layout.step_output("curate", stream)
         self.analyzer_dir = self.layout.step_output("postprocess", stream)
         if not self.curated_dir.is_dir() or not self.analyzer_dir.is_dir():
             raise WebError(404, f"stream {stream!r} has no curated units (its curate or postprocess step did not run)")
-        self.sorting = si.load(self.curated_dir)
-        self.analyzer = si.load_sorting_analyzer(self.analyzer_dir, load_extensions=False)
+        with self.io_lock:
+            self.sorting = si.load(self.curated_dir)
+            self.analyzer = si.load_sorting_analyzer(self.analyzer_dir, load_extensions=False)
         self.unit_ids = list(self.sorting.unit_ids)
         self._by_text = {str(u): u for u in self.unit_ids}
         analyzer_ids = list(self.analyzer.unit_ids)
@@ -213,7 +220,7 @@ class StreamData:
         return [plain(u) for u in self.unit_ids]
 
     def _extension(self, name: str):
-        with self._lock:
+        with self._lock, self.io_lock:
             return self.analyzer.get_extension(name)
 
     def _memo(self, key: str, compute):
@@ -432,12 +439,12 @@ class StreamData:
             return out
         return self._memo("drift", build)
 
-    @staticmethod
-    def _motion(folder: Path) -> dict | None:
+    def _motion(self, folder: Path) -> dict | None:
         import spikeinterface as si
 
         try:
-            motion = si.load(folder / "motion") if (folder / "motion").is_dir() else si.load(folder)
+            with self.io_lock:
+                motion = si.load(folder / "motion") if (folder / "motion").is_dir() else si.load(folder)
         except Exception as exc:  # a broken motion folder must not break the view
             return {"error": f"could not load motion: {exc}"}
         displacement = np.asarray(motion.displacement[0])
@@ -453,12 +460,16 @@ class StreamData:
 
         def open_recording():
             try:
-                if kind == "preprocessed":
-                    return si.load(self.layout.step_output("preprocess", self.stream))
-                job = _read_json(self.layout.job_file(self.stream)) or {}
-                return si.load(job["recording"])
+                with self.io_lock:
+                    return open_unlocked()
             except Exception as exc:
                 raise WebError(404, f"cannot open the {kind} recording of {self.stream!r}: {exc}") from None
+
+        def open_unlocked():
+            if kind == "preprocessed":
+                return si.load(self.layout.step_output("preprocess", self.stream))
+            job = _read_json(self.layout.job_file(self.stream)) or {}
+            return si.load(job["recording"])
         return self._memo(f"recording:{kind}", open_recording)
 
     def traces(self, kind: str, start_s: float, duration_s: float, texts: list[str]) -> dict:
@@ -510,6 +521,7 @@ class ResultsIndex:
         if not self.root.is_dir():
             raise WebError(404, f"{results_dir} is not a folder")
         self._lock = threading.Lock()
+        self._io_lock = threading.RLock()  # see StreamData's io_lock
         self._streams: dict[tuple[str, str], StreamData] = {}
 
     def sessions(self) -> dict[str, Path]:
@@ -533,7 +545,8 @@ class ResultsIndex:
         return {"results_dir": str(self.root), "sessions": out}
 
     def stream(self, session_id: str, stream: str) -> StreamData:
-        """The loaded stream (cached); 404 for unknown ids."""
+        """The loaded stream (cached, loaded once even when its first requests come together); 404 for unknown
+        ids."""
         key = (session_id, stream)
         with self._lock:
             if key in self._streams:
@@ -541,9 +554,13 @@ class ResultsIndex:
         folder = self.session_dir(session_id)
         if stream not in ResultsLayout(folder).streams():
             raise WebError(404, f"unknown stream {stream!r} in session {session_id!r}")
-        data = StreamData(folder, stream)
-        with self._lock:
-            return self._streams.setdefault(key, data)
+        with self._io_lock:
+            with self._lock:
+                if key in self._streams:  # another request loaded it while this one waited
+                    return self._streams[key]
+            data = StreamData(folder, stream, io_lock=self._io_lock)
+            with self._lock:
+                return self._streams.setdefault(key, data)
 
     def visualization_files(self, session_id: str, stream: str) -> list[str]:
         """Paths (relative to RESULTS_DIR) of the stream's figures listed in visualization_output.json."""
