@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIO_TITLES = {"none": "no drift", "slow": "slow drift", "fast": "fast drift", "step": "step drift"}
+LINEAR_TOLERANCE = 0.10  # largest relative residual of a straight-line fit still called linear
 STEP_ORDER = ("preprocess", "postprocess", "curate", "nwb")
 RSS_TARGET_GIB = 4.0
 E2E_TARGET_RATIO = 0.5
@@ -203,14 +204,7 @@ def speed_tables(speed: dict[str, Any]) -> dict[str, str]:
                             r["x_realtime"]])
     sorters = (_table(["sorter", "device", "wall s", "CPU s", "peak RSS GiB", "x real time"], sorter_rows)
                if sorter_rows else "No sorter was timed in this run (`--time-sorter` not given, no CUDA GPU).")
-    scale_rows = [[r["duration_s"], r["num_channels"], r["num_units"],
-                   *[r[f"{st}_wall_s"] for st in STEP_ORDER], r["total_wall_s"],
-                   round(r["total_wall_s"] / r["duration_s"], 2), r["max_peak_rss_gib"], r.get("max_peak_anon_gib"),
-                   r.get("postprocess_peak_anon_gib")]
-                  for r in speed.get("scaling", [])]
-    scaling = _table(["duration s", "channels", "units", *[f"{st} s" for st in STEP_ORDER], "total s",
-                      "s per recorded s", "max peak RSS GiB", "max peak anonymous GiB",
-                      "postprocess peak anonymous GiB"], scale_rows)
+    scaling = scaling_table(speed.get("scaling", []))
     p = speed.get("passes", {"rows": []})
     pass_rows = [[r["side"], r["step"], r.get("passes_raw", 0.0), r.get("passes_preprocessed", 0.0)]
                  for r in p["rows"]]
@@ -223,6 +217,62 @@ def speed_tables(speed: dict[str, Any]) -> dict[str, str]:
     if "preprocess_over_read" in io:
         io_text += f" spikeline's preprocess step took {io['preprocess_over_read']:.0f}x that."
     return {"steps": steps, "sorters": sorters, "scaling": scaling, "passes": passes, "io": io_text}
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> str:
+    """The scaling rows (spikeline's non-sorting steps per duration and channel count) as a markdown table."""
+    cells = [[r["duration_s"], r["num_channels"], r["num_units"], *[r[f"{st}_wall_s"] for st in STEP_ORDER],
+              r["total_wall_s"], round(r["total_wall_s"] / r["duration_s"], 2), r["max_peak_rss_gib"],
+              r.get("max_peak_anon_gib"), r.get("postprocess_peak_anon_gib")] for r in rows]
+    return _table(["duration s", "channels", "units", *[f"{st} s" for st in STEP_ORDER], "total s",
+                   "s per recorded s", "max peak RSS GiB", "max peak anonymous GiB",
+                   "postprocess peak anonymous GiB"], cells)
+
+
+def line_fit(durations_s: list[float], totals_s: list[float]) -> dict[str, float]:
+    """Least-squares ``total = fixed + slope * duration`` and the largest residual relative to the measured total."""
+    import numpy as np
+
+    x, y = np.asarray(durations_s, dtype=float), np.asarray(totals_s, dtype=float)
+    slope, fixed = np.polyfit(x, y, 1)
+    residual = np.max(np.abs(y - (fixed + slope * x)) / y)
+    return {"fixed_s": float(fixed), "slope": float(slope), "max_residual": float(residual)}
+
+
+def full_scaling_section(scaling: dict[str, Any] | None) -> str:
+    """The full scaling grid (``speed.py --scaling-only --grid full``): its table, a straight-line fit over the
+    durations at the main channel count, and the channel counts at the main duration."""
+    command = ("`python benchmarks/speed.py --scaling-only --grid full --output "
+               "benchmarks/speed_scaling_results.json`")
+    if not scaling or not scaling.get("scaling"):
+        return f"The full grid has not been run: {command}."
+    st, rows = scaling["settings"], scaling["scaling"]
+    out = [f"{command}: {len(rows)} sizes in one run, {scaling['time']}, {scaling.get('wall_s', 0) / 60:.0f} min, "
+           f"load average {scaling.get('load_average_at_start')} at the start and "
+           f"{scaling.get('load_average_at_end', 'not recorded (interrupted)')} at the end"
+           f"{'' if scaling.get('complete') else ' (interrupted: the sizes measured before it stopped)'}.", "",
+           scaling_table(rows), ""]
+    main = [r for r in rows if r["num_channels"] == st["num_channels"]]
+    if len(main) >= 3:
+        fit = line_fit([r["duration_s"] for r in main], [r["total_wall_s"] for r in main])
+        peaks = [r["max_peak_rss_gib"] for r in main]
+        anon = [r.get("max_peak_anon_gib", float("nan")) for r in main]
+        out.append(f"At {st['num_channels']} channels, {len(main)} durations from {main[0]['duration_s']:.0f} to "
+                   f"{main[-1]['duration_s']:.0f} s: a least-squares line gives **{fit['fixed_s']:.0f} s fixed per "
+                   f"stream plus {fit['slope']:.2f} s per recorded second**; no measured total is more than "
+                   f"{100 * fit['max_residual']:.0f} % off that line"
+                   + (", so the cost grows linearly with the duration " if fit["max_residual"] <= LINEAR_TOLERANCE else
+                      ", more than the 10 % a straight line allows: the cost is not linear in the duration here ")
+                   + f"(an hour of recording: about {(fit['fixed_s'] + 3600 * fit['slope']) / 60:.0f} min of "
+                   f"non-sorting work). Peak RSS stayed between {min(peaks):.2f} and {max(peaks):.2f} GiB (anonymous "
+                   f"{min(anon):.2f} to {max(anon):.2f} GiB) while the duration grew "
+                   f"x{main[-1]['duration_s'] / main[0]['duration_s']:.0f}.")
+    same = [r for r in rows if r["duration_s"] == st["duration_s"]]
+    if len(same) >= 2:
+        parts = ", ".join(f"{r['num_channels']} ch {r['total_wall_s']:.0f} s ({r['max_peak_rss_gib']:.2f} GiB)"
+                          for r in same)
+        out.append(f"\nAt {st['duration_s']:.0f} s, by channel count (units scale with the channels): {parts}.")
+    return "\n".join(out)
 
 
 def _memory(row: dict[str, Any]) -> str:
@@ -251,7 +301,8 @@ def linearity(speed: dict[str, Any]) -> str:
             "min of non-sorting work). The fixed part is mostly the same for any recording length: Python and "
             "library imports in each step's process, the bad-channel detector's 100 random chunks, and numba "
             "compiling SpikeInterface's kernels (template similarity, correlograms, metrics) once per process; short "
-            "benchmark recordings therefore overstate the cost per recorded second.")
+            "benchmark recordings therefore overstate the cost per recorded second. Two points of one quick run give "
+            "a rough line; the full grid below fits four durations measured in one run.")
 
 
 def _accuracy_runs(acc: dict[str, Any]) -> str:
@@ -279,7 +330,8 @@ def _load_sentence(acc: dict[str, Any] | None, speed: dict[str, Any] | None) -> 
             "from the same run on the same data.")
 
 
-def targets(speed: dict[str, Any] | None, study: dict[str, Any] | None) -> str:
+def targets(speed: dict[str, Any] | None, study: dict[str, Any] | None,
+            scaling: dict[str, Any] | None = None) -> str:
     rows = []
     if speed and speed.get("summary"):
         ratio = speed["summary"]["end_to_end_wall_ratio"]
@@ -292,9 +344,12 @@ def targets(speed: dict[str, Any] | None, study: dict[str, Any] | None) -> str:
     if speed:
         peaks = [r["peak_rss_gib"] for r in speed.get("steps", []) if r["side"] == "spikeline"]
         peaks += [r["max_peak_rss_gib"] for r in speed.get("scaling", []) if r["num_channels"] >= 384]
+        full = [r for r in (scaling or {}).get("scaling", []) if r["num_channels"] >= 384]
+        peaks += [r["max_peak_rss_gib"] for r in full]
         peak = max(peaks or [float("nan")])
+        longest = max([speed["settings"]["duration_s"], *[r["duration_s"] for r in [*speed.get("scaling", []), *full]]])
         rows.append([f"peak RSS of every non-sorting step < {RSS_TARGET_GIB:.0f} GiB at 384 channels",
-                     f"{peak:.2f} GiB (largest of the steps measured)",
+                     f"{peak:.2f} GiB (largest of the steps measured, recordings up to {longest:.0f} s)",
                      "met" if peak < RSS_TARGET_GIB else ("not met" if peaks else "unknown")])
     trade = preset_tradeoff(study)
     if trade:
@@ -351,10 +406,12 @@ def plot(acc: dict[str, Any] | None, speed: dict[str, Any] | None, path: Path) -
 
 
 def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_s: float | None,
-           image: str, bench_note: str | None = None, study: dict[str, Any] | None = None) -> str:
+           image: str, bench_note: str | None = None, study: dict[str, Any] | None = None,
+           scaling: dict[str, Any] | None = None) -> str:
     out = ["# Benchmarks", "",
            "<!-- Generated by benchmarks/report.py from benchmarks/accuracy_results.json, "
-           "ks4_cpu_fast_results.json and speed_results.json: edit the prose in report.py, not here. -->", "",
+           "ks4_cpu_fast_results.json, speed_results.json and speed_scaling_results.json: edit the prose in report.py, "
+           "not here. -->", "",
            "Two questions: does spikeline find the neurons, and how long does it take. `make bench` answers both "
            "with the quick settings below and rewrites this page; the flags for the full-size runs are given in each "
            "section. Older, narrower benchmarks: `benchmarks/passes.py`, `benchmarks/postprocess_memory.py`, "
@@ -371,7 +428,7 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_
         out.append(f"\n`make bench` wall time on this machine: **{bench_wall_s / 60:.1f} min**.")
     if bench_note:
         out.append(f"\n{bench_note}")
-    out += ["", f"![accuracy and speed]({image})", "", "## Targets", "", targets(speed, study), ""]
+    out += ["", f"![accuracy and speed]({image})", "", "## Targets", "", targets(speed, study, scaling), ""]
     if acc:
         st = acc["settings"]
         paper, detail = accuracy_tables(acc)
@@ -433,8 +490,7 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, bench_wall_
                 "(`random_spikes: max_spikes_per_unit: 500`, the AIND default): it grows with the recording until "
                 "units have fired 500 times (about 50 s at 10 Hz) and is flat after that; it grows with the number "
                 "of units, not with the duration.", "",
-                "Full grid: `python benchmarks/speed.py --grid full` (30/60/120/300 s at 384 channels, 96/192/384 "
-                "channels at 60 s).", "",
+                "### Full scaling grid (separate run)", "", full_scaling_section(scaling), "",
                 (f"### Full passes over the data ({speed['passes']['num_channels']} ch x "
                  f"{speed['passes']['duration_s']:.0f} s, one worker)" if "passes" in speed else
                  "### Full passes over the data (not measured in this run)"), "", tables["passes"], "", tables["io"], "",
@@ -497,6 +553,8 @@ def main(argv=None) -> None:
     parser.add_argument("--preset-study", type=Path, default=Path("benchmarks/ks4_cpu_fast_results.json"),
                         help="accuracy.py output comparing kilosort4 with kilosort4:cpu_fast")
     parser.add_argument("--speed", type=Path, default=Path("benchmarks/speed_results.json"))
+    parser.add_argument("--scaling", type=Path, default=Path("benchmarks/speed_scaling_results.json"),
+                        help="speed.py --scaling-only output (the full grid)")
     parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--image", type=Path, default=Path("docs/images/benchmarks.png"))
     parser.add_argument("--bench-wall-s", type=float, default=None, help="measured make bench wall time")
@@ -505,6 +563,7 @@ def main(argv=None) -> None:
     acc = merge_accuracy([json.loads(path.read_text()) for path in args.accuracy if path.exists()])
     study = json.loads(args.preset_study.read_text()) if args.preset_study.exists() else None
     speed = json.loads(args.speed.read_text()) if args.speed.exists() else None
+    scaling = json.loads(args.scaling.read_text()) if args.scaling.exists() else None
     bench_wall_s = args.bench_wall_s
     wall_file = args.speed.parent / "bench_wall.json"
     saved = json.loads(wall_file.read_text()) if wall_file.exists() else {}
@@ -515,7 +574,7 @@ def main(argv=None) -> None:
     wall_file.write_text(json.dumps({"make_bench_wall_s": bench_wall_s, "note": bench_note}) + "\n")
     plot(acc, speed, args.image)
     image = Path("images") / args.image.name
-    args.doc.write_text(render(acc, speed, bench_wall_s, str(image), bench_note, study))
+    args.doc.write_text(render(acc, speed, bench_wall_s, str(image), bench_note, study, scaling))
     print(f"wrote {args.doc} and {args.image}")
 
 

@@ -22,6 +22,7 @@ Usage::
 
     python benchmarks/speed.py                        # quick: 384 ch x 60 s, and 120 s for the scaling
     python benchmarks/speed.py --duration-s 300 --grid full --time-sorter spykingcircus2
+    python benchmarks/speed.py --scaling-only --grid full --output benchmarks/speed_scaling_results.json
 
 Writes JSON (``--output``); ``benchmarks/report.py`` turns it into docs/benchmarks.md.
 """
@@ -302,9 +303,11 @@ def scaling_row(duration_s: float, num_channels: int, results: dict[str, dict[st
     return row
 
 
-def scaling_rows(workdir: Path, grid: list[tuple[float, int]], n_jobs: int) -> list[dict[str, Any]]:
-    """spikeline's non-sorting steps for each (duration, channels) of the grid."""
-    rows = []
+def scaling_rows(workdir: Path, grid: list[tuple[float, int]], n_jobs: int,
+                 rows: list[dict[str, Any]] | None = None, save=None) -> list[dict[str, Any]]:
+    """spikeline's non-sorting steps for each (duration, channels) of the grid, appended to ``rows`` (``save()``
+    after each, so that an interrupted run keeps what it measured)."""
+    rows = [] if rows is None else rows
     for duration_s, num_channels in grid:
         root = workdir / f"scale_{int(duration_s)}s_{num_channels}ch"
         data_dir = make_session(root, duration_s, num_channels)
@@ -316,6 +319,8 @@ def scaling_rows(workdir: Path, grid: list[tuple[float, int]], n_jobs: int) -> l
               f"peak {row['max_peak_rss_gib']:.2f} GiB", flush=True)
         rows.append(row)
         shutil.rmtree(root, ignore_errors=True)
+        if save is not None:
+            save()
     return rows
 
 
@@ -355,6 +360,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-channels", type=int, default=384)
     parser.add_argument("--grid", choices=("quick", "full", "none"), default="quick",
                         help=f"scaling grid: quick {QUICK_GRID}, full {FULL_GRID} (plus the main run)")
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only the scaling grid, the main size included (no side by side, no passes)")
     parser.add_argument("--time-sorter", default=None, help="also time this sorter once on the main recording (CPU)")
     parser.add_argument("--passes-duration-s", type=float, default=5.0)
     parser.add_argument("--passes-num-channels", type=int, default=32)
@@ -381,7 +388,8 @@ def main(argv=None) -> None:
                     "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                     "gpu": torch.cuda.get_device_name(0) if gpu else None},
         "settings": {"duration_s": args.duration_s, "num_channels": args.num_channels, "n_jobs": args.n_jobs,
-                     "num_units": num_units_for(args.num_channels), "grid": args.grid, "time_sorter": args.time_sorter,
+                     "num_units": num_units_for(args.num_channels), "grid": args.grid,
+                     "scaling_only": args.scaling_only, "time_sorter": args.time_sorter,
                      "sorting": "ground-truth spike trains stand in for the sorter's output on both sides"},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -390,6 +398,16 @@ def main(argv=None) -> None:
         result["wall_s"] = round(time.perf_counter() - t_start, 1)
         args.output.write_text(json.dumps(result, indent=2) + "\n")
 
+    grid = {"quick": QUICK_GRID, "full": FULL_GRID, "none": []}[args.grid]
+    if args.scaling_only:
+        main_size = (args.duration_s, args.num_channels)
+        sizes = sorted({main_size, *grid}, key=lambda size: (size[1], size[0]))
+        result["scaling"] = []
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            scaling_rows(Path(tmp), sizes, args.n_jobs, result["scaling"], save)
+        _finish(result, save)
+        print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
+        return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
         root = workdir / "main"
@@ -409,7 +427,6 @@ def main(argv=None) -> None:
         result["sorters"] = time_sorters(root, data_dir, args.duration_s, args.n_jobs, args.time_sorter, gpu)
         save()
         shutil.rmtree(root, ignore_errors=True)
-        grid = {"quick": QUICK_GRID, "full": FULL_GRID, "none": []}[args.grid]
         main_row = scaling_row(args.duration_s, args.num_channels,
                                {r["step"]: r for r in rows if r["side"] == "spikeline"})
         result["scaling"] = sorted([main_row, *scaling_rows(workdir, grid, args.n_jobs)],
@@ -417,11 +434,15 @@ def main(argv=None) -> None:
         save()
         result["passes"] = {"duration_s": args.passes_duration_s, "num_channels": args.passes_num_channels,
                             "rows": passes_rows(workdir, args.passes_duration_s, args.passes_num_channels)}
+    _finish(result, save)
+    print(json.dumps(result["summary"], indent=2))
+    print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
+
+
+def _finish(result: dict[str, Any], save) -> None:
     result["complete"] = True
     result["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     save()
-    print(json.dumps(result["summary"], indent=2))
-    print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ("accuracy_results.json", "accuracy_more_sorters_results.json", "ks4_cpu_fast_results.json",
-           "speed_results.json", "bench_wall.json")
+           "speed_results.json", "speed_scaling_results.json", "bench_wall.json")
 
 
 def test_docs_benchmarks_page_is_regenerated_from_the_committed_results(tmp_path):
@@ -19,6 +19,7 @@ def test_docs_benchmarks_page_is_regenerated_from_the_committed_results(tmp_path
     accuracy = [str(tmp_path / name) for name in RESULTS[:2]]
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py"), "--accuracy", *accuracy,
                     "--preset-study", str(tmp_path / RESULTS[2]), "--speed", str(tmp_path / RESULTS[3]),
+                    "--scaling", str(tmp_path / RESULTS[4]),
                     "--doc", str(tmp_path / "benchmarks.md"), "--image", str(tmp_path / "benchmarks.png")],
                    check=True, capture_output=True, text=True)
     page = (tmp_path / "benchmarks.md").read_text()
