@@ -262,7 +262,8 @@ def full_scaling_section(scaling: dict[str, Any] | None) -> str:
                    f"stream plus {fit['slope']:.2f} s per recorded second**; no measured total is more than "
                    f"{100 * fit['max_residual']:.0f} % off that line"
                    + (", so the cost grows linearly with the duration " if fit["max_residual"] <= LINEAR_TOLERANCE else
-                      ", more than the 10 % a straight line allows: the cost is not linear in the duration here ")
+                      f", more than the {100 * LINEAR_TOLERANCE:.0f} % a straight line allows: the cost is not "
+                      "linear in the duration here ")
                    + f"(an hour of recording: about {(fit['fixed_s'] + 3600 * fit['slope']) / 60:.0f} min of "
                    f"non-sorting work). Peak RSS stayed between {min(peaks):.2f} and {max(peaks):.2f} GiB (anonymous "
                    f"{min(anon):.2f} to {max(anon):.2f} GiB) while the duration grew "
@@ -291,8 +292,8 @@ def linearity(speed: dict[str, Any]) -> str:
         return "Only one duration was measured per channel count; run `--grid full` for the linearity check."
     first, last = rows[0], rows[-1]
     growth = last["total_wall_s"] / first["total_wall_s"]
-    slope = (last["total_wall_s"] - first["total_wall_s"]) / (last["duration_s"] - first["duration_s"])
-    fixed = first["total_wall_s"] - slope * first["duration_s"]
+    fit = line_fit([first["duration_s"], last["duration_s"]], [first["total_wall_s"], last["total_wall_s"]])
+    fixed, slope = fit["fixed_s"], fit["slope"]
     return (f"At {first['num_channels']} channels, going from {first['duration_s']:.0f} s to {last['duration_s']:.0f} "
             f"s of recording (x{last['duration_s'] / first['duration_s']:.1f}) multiplied the non-sorting time by "
             f"x{growth:.2f} and peak memory went from {first['max_peak_rss_gib']:.2f} to "
@@ -343,11 +344,11 @@ def targets(speed: dict[str, Any] | None, study: dict[str, Any] | None,
         rows.append(["end to end excluding the sorter <= 0.5x the plain script", "run did not finish", "unknown"])
     if speed:
         peaks = [r["peak_rss_gib"] for r in speed.get("steps", []) if r["side"] == "spikeline"]
-        peaks += [r["max_peak_rss_gib"] for r in speed.get("scaling", []) if r["num_channels"] >= 384]
-        full = [r for r in (scaling or {}).get("scaling", []) if r["num_channels"] >= 384]
-        peaks += [r["max_peak_rss_gib"] for r in full]
+        scaled = [r for r in [*speed.get("scaling", []), *(scaling or {}).get("scaling", [])]
+                  if r["num_channels"] >= 384]
+        peaks += [r["max_peak_rss_gib"] for r in scaled]
         peak = max(peaks or [float("nan")])
-        longest = max([speed["settings"]["duration_s"], *[r["duration_s"] for r in [*speed.get("scaling", []), *full]]])
+        longest = max([speed["settings"]["duration_s"], *[r["duration_s"] for r in scaled]])
         rows.append([f"peak RSS of every non-sorting step < {RSS_TARGET_GIB:.0f} GiB at 384 channels",
                      f"{peak:.2f} GiB (largest of the steps measured, recordings up to {longest:.0f} s)",
                      "met" if peak < RSS_TARGET_GIB else ("not met" if peaks else "unknown")])

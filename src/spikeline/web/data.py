@@ -461,15 +461,12 @@ class StreamData:
         def open_recording():
             try:
                 with self.io_lock:
-                    return open_unlocked()
+                    if kind == "preprocessed":
+                        return si.load(self.layout.step_output("preprocess", self.stream))
+                    job = _read_json(self.layout.job_file(self.stream)) or {}
+                    return si.load(job["recording"])
             except Exception as exc:
                 raise WebError(404, f"cannot open the {kind} recording of {self.stream!r}: {exc}") from None
-
-        def open_unlocked():
-            if kind == "preprocessed":
-                return si.load(self.layout.step_output("preprocess", self.stream))
-            job = _read_json(self.layout.job_file(self.stream)) or {}
-            return si.load(job["recording"])
         return self._memo(f"recording:{kind}", open_recording)
 
     def traces(self, kind: str, start_s: float, duration_s: float, texts: list[str]) -> dict:
@@ -560,7 +557,8 @@ class ResultsIndex:
                     return self._streams[key]
             data = StreamData(folder, stream, io_lock=self._io_lock)
             with self._lock:
-                return self._streams.setdefault(key, data)
+                self._streams[key] = data
+            return data
 
     def visualization_files(self, session_id: str, stream: str) -> list[str]:
         """Paths (relative to RESULTS_DIR) of the stream's figures listed in visualization_output.json."""
