@@ -46,6 +46,19 @@ def _wait_until_running(process, record: Path, since_ns: int, timeout_s: float =
     raise TimeoutError(f"{record} never said running")
 
 
+def _wait_while_running(record: Path, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``record`` stops saying ``running`` first.
+
+    The wait is a fraction of the step's duration in the reference run, and this run can be faster (the reference
+    ran while the machine was busier): without this bound the kill could land several steps later, or after the
+    run had finished, and the next iteration would find nothing left to kill. With it, the kill lands inside the
+    step, or within one poll of its end.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (read_json(record) or {}).get("status") == STATUS_RUNNING:
+        time.sleep(0.02)
+
+
 def _trusted_outputs_are_whole(results: Path, stream: str) -> None:
     """Every record that says ``ok`` has its output folder in place (nothing half-written is trusted)."""
     for step in STEPS:
@@ -66,7 +79,7 @@ def test_kill_inside_each_step_then_rerun_equals_an_uninterrupted_run(reference,
         started = _wait_until_running(process, record, since_ns)
         assert started, f"the run ended before {step} started: {finish(process)[1][-3000:]}"
         fraction = rng.uniform(0.1, 0.9)
-        time.sleep(fraction * reference.step_durations_s[step])
+        _wait_while_running(record, fraction * reference.step_durations_s[step])
         kill(process)
         running = [s for s in STEPS
                    if (read_json(step_record_path(results, s, reference.stream)) or {}).get("status")
